@@ -1,0 +1,385 @@
+//! [`DieselStore`]: the [`LogStore`] on SQLite or PostgreSQL through Diesel.
+
+pub(crate) mod conn;
+mod migrate;
+mod read;
+pub(crate) mod schema;
+pub(crate) mod types;
+mod write;
+
+pub use conn::Backend;
+
+use crate::{Cursor, LogQuery, LogStore, Page, PoolState, StoreError};
+use conn::{AnyConnection, Manager, Target, TracingErrors};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use read::Order;
+use schema::kinds;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use usagelogs_core::{DailyCount, LogEntry, NewLogEntry};
+
+/// How a [`DieselStore`] connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most connections the pool opens (at least 1).
+    pub max_connections: u32,
+    /// How long to wait for a connection: opening one (PostgreSQL's `connect_timeout`, in whole
+    /// seconds, at least 2) and taking one from the pool.
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    /// 10 connections, 10 seconds.
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The [`LogStore`] on SQLite or PostgreSQL. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct DieselStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: r2d2::Pool<Manager>,
+    backend: Backend,
+    /// Kind names by id and ids by name. Kinds are never deleted or renamed, so entries stay
+    /// valid; the cache is filled only from committed rows (reads outside transactions).
+    kinds: RwLock<KindNames>,
+}
+
+#[derive(Debug, Default)]
+struct KindNames {
+    by_name: HashMap<String, i64>,
+    by_id: HashMap<i64, String>,
+}
+
+impl std::fmt::Debug for DieselStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DieselStore")
+            .field("backend", &self.inner.backend)
+            .field("pool", &self.pool_state())
+            .finish()
+    }
+}
+
+/// Maps a Diesel error: unreadable stored values are [`StoreError::Corrupt`], a lost
+/// connection is [`StoreError::Unavailable`].
+pub(crate) fn query_error(e: DieselError) -> StoreError {
+    match e {
+        DieselError::DeserializationError(inner) => StoreError::Corrupt(inner.to_string()),
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            StoreError::Unavailable(info.message().to_owned())
+        }
+        other => StoreError::Query(other),
+    }
+}
+
+/// Applies pending migrations to the database at `url`; returns the versions applied.
+///
+/// [`DieselStore::connect`] does this too; this is for a separate `migrate` step.
+pub fn run_migrations(url: &str) -> Result<Vec<String>, StoreError> {
+    migrate::run_pending(&mut migrate::open(url)?)
+}
+
+/// Reverts every migration of the database at `url` (drops every table of the store); returns
+/// the versions reverted, newest first.
+pub fn revert_all_migrations(url: &str) -> Result<Vec<String>, StoreError> {
+    migrate::revert_all(&mut migrate::open(url)?)
+}
+
+impl DieselStore {
+    /// Connects to `url` (`sqlite://PATH`, `postgres://…`, `postgresql://…`), applies pending
+    /// migrations, then builds the connection pool.
+    ///
+    /// Errors: [`StoreError::InvalidUrl`] for an unknown scheme or a SQLite path whose folder
+    /// does not exist (no folder is ever created), [`StoreError::Unavailable`] with the
+    /// driver's message when the database cannot be reached, [`StoreError::Migration`].
+    pub fn connect(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let target = Target::parse(url, options.connect_timeout)?;
+        let backend = target.backend();
+        let mut first = target.connect().map_err(|e| StoreError::Unavailable(e.0))?;
+        let applied = migrate::run_pending(&mut first)?;
+        if !applied.is_empty() {
+            tracing::info!(%backend, migrations = ?applied, "applied database migrations");
+        }
+        let mut kinds = KindNames::default();
+        load_kinds(&mut first, &mut kinds).map_err(query_error)?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(options.connect_timeout)
+            .error_handler(Box::new(TracingErrors))
+            .build(Manager { target })
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                backend,
+                kinds: RwLock::new(kinds),
+            }),
+        })
+    }
+
+    /// Applies pending migrations to the database at `url` (as [`run_migrations`]).
+    pub fn migrate(url: &str) -> Result<Vec<String>, StoreError> {
+        run_migrations(url)
+    }
+
+    /// Reverts every migration of the database at `url` (as [`revert_all_migrations`]).
+    pub fn revert_all_migrations(url: &str) -> Result<Vec<String>, StoreError> {
+        revert_all_migrations(url)
+    }
+
+    /// Every registered kind name, in registration order: Quay's catalog first (in Quay's
+    /// order), then custom kinds as they were first stored.
+    pub fn kinds(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        kinds::table
+            .order(kinds::id)
+            .select(kinds::name)
+            .load(&mut *conn)
+            .map_err(query_error)
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        self.inner
+            .pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    fn kinds_read(&self) -> std::sync::RwLockReadGuard<'_, KindNames> {
+        self.inner
+            .kinds
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn kinds_write(&self) -> std::sync::RwLockWriteGuard<'_, KindNames> {
+        self.inner
+            .kinds
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Ids of the known kinds among `names`, reloading the cache once if some are missing.
+    fn kind_ids(
+        &self,
+        conn: &mut AnyConnection,
+        names: &[&str],
+    ) -> QueryResult<Vec<(String, i64)>> {
+        let lookup = |k: &KindNames| -> (Vec<(String, i64)>, bool) {
+            let found: Vec<(String, i64)> = names
+                .iter()
+                .filter_map(|n| k.by_name.get(*n).map(|id| ((*n).to_owned(), *id)))
+                .collect();
+            let complete = found.len() == names.len();
+            (found, complete)
+        };
+        let (found, complete) = lookup(&self.kinds_read());
+        if complete {
+            return Ok(found);
+        }
+        let mut cache = self.kinds_write();
+        load_kinds(conn, &mut cache)?;
+        Ok(lookup(&cache).0)
+    }
+
+    /// Names of kind ids, reloading the cache once if some are missing.
+    fn kind_names(
+        &self,
+        conn: &mut AnyConnection,
+        ids: impl Iterator<Item = i64> + Clone,
+    ) -> Result<HashMap<i64, String>, StoreError> {
+        {
+            let cache = self.kinds_read();
+            if ids.clone().all(|id| cache.by_id.contains_key(&id)) {
+                return Ok(ids
+                    .filter_map(|id| cache.by_id.get(&id).map(|n| (id, n.clone())))
+                    .collect());
+            }
+        }
+        let mut cache = self.kinds_write();
+        load_kinds(conn, &mut cache).map_err(query_error)?;
+        ids.map(|id| {
+            cache
+                .by_id
+                .get(&id)
+                .map(|n| (id, n.clone()))
+                .ok_or_else(|| StoreError::Corrupt(format!("entry of unknown kind id {id}")))
+        })
+        .collect()
+    }
+
+    fn resolve(
+        &self,
+        conn: &mut AnyConnection,
+        query: &LogQuery,
+    ) -> Result<Option<read::Resolved>, StoreError> {
+        read::resolve(conn, query, |c, names| self.kind_ids(c, names)).map_err(query_error)
+    }
+
+    fn read_entries(
+        &self,
+        query: &LogQuery,
+        after: Option<Cursor>,
+        limit: usize,
+        order: Order,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        let Some(r) = self.resolve(&mut conn, query)? else {
+            return Ok(Vec::new());
+        };
+        let rows = read::rows(&mut conn, &r, after, limit, order).map_err(query_error)?;
+        let names = self.kind_names(&mut conn, rows.iter().map(|row| row.1))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, kind, repository, performer, performer_email, ip, metadata, datetime)| {
+                    LogEntry {
+                        id,
+                        kind: names.get(&kind).cloned().unwrap_or_default(),
+                        namespace: r.namespace.clone(),
+                        repository,
+                        performer,
+                        performer_email,
+                        ip,
+                        metadata: metadata.0,
+                        datetime: datetime.get(),
+                    }
+                },
+            )
+            .collect())
+    }
+}
+
+fn load_kinds(conn: &mut AnyConnection, cache: &mut KindNames) -> QueryResult<()> {
+    let rows: Vec<(i64, String)> = kinds::table.select((kinds::id, kinds::name)).load(conn)?;
+    for (id, name) in rows {
+        cache.by_id.insert(id, name.clone());
+        cache.by_name.insert(name, id);
+    }
+    Ok(())
+}
+
+impl LogStore for DieselStore {
+    fn insert_batch(&self, entries: &[NewLogEntry]) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let plan = write::Plan::new(entries)
+            .map_err(|e| StoreError::Corrupt(format!("metadata is not serializable: {e}")))?;
+        let known = self.kinds_read().by_name.clone();
+        let mut conn = self.conn()?;
+        let ids = match &mut *conn {
+            AnyConnection::Sqlite(c) => {
+                c.immediate_transaction(|c| write::sqlite::write(c, &plan, &known))
+            }
+            AnyConnection::Postgres(c) => c.transaction(|c| write::pg::write(c, &plan, &known)),
+        }
+        .map_err(query_error)?;
+        if ids.kinds.keys().any(|k| !known.contains_key(k)) {
+            // Committed: new kinds may enter the cache.
+            let mut cache = self.kinds_write();
+            for (name, id) in ids.kinds {
+                cache.by_id.insert(id, name.clone());
+                cache.by_name.insert(name, id);
+            }
+        }
+        Ok(entries.len())
+    }
+
+    fn list(
+        &self,
+        query: &LogQuery,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let mut entries = self.read_entries(query, after, limit.saturating_add(1), Order::Desc)?;
+        let next = if limit > 0 && entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(Cursor::of)
+        } else {
+            entries.truncate(limit);
+            None
+        };
+        Ok(Page { entries, next })
+    }
+
+    fn aggregate(&self, query: &LogQuery) -> Result<Vec<DailyCount>, StoreError> {
+        let mut conn = self.conn()?;
+        let Some(r) = self.resolve(&mut conn, query)? else {
+            return Ok(Vec::new());
+        };
+        let counts = read::daily_counts(&mut conn, &r).map_err(query_error)?;
+        let names = self.kind_names(&mut conn, counts.iter().map(|c| c.1))?;
+        let mut sums: BTreeMap<(time::Date, String), i64> = BTreeMap::new();
+        for (day, kind, n) in counts {
+            if let Some(name) = names.get(&kind) {
+                *sums.entry((day, name.clone())).or_insert(0) += n;
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .filter(|(_, count)| *count != 0)
+            .map(|((day, kind), count)| DailyCount { day, kind, count })
+            .collect())
+    }
+
+    fn export_chunk(
+        &self,
+        query: &LogQuery,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.read_entries(query, after, limit, Order::Asc)
+    }
+
+    fn namespace_exists(&self, namespace: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(read::namespace_id(&mut conn, namespace)
+            .map_err(query_error)?
+            .is_some())
+    }
+
+    fn repository_exists(&self, namespace: &str, name: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let Some(ns) = read::namespace_id(&mut conn, namespace).map_err(query_error)? else {
+            return Ok(false);
+        };
+        Ok(read::repository_id(&mut conn, ns, name)
+            .map_err(query_error)?
+            .is_some())
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.batch_execute("SELECT 1").map_err(query_error)
+    }
+
+    fn pool_state(&self) -> PoolState {
+        let state = self.inner.pool.state();
+        PoolState {
+            connections: state.connections,
+            idle: state.idle_connections,
+            max_size: self.inner.pool.max_size(),
+        }
+    }
+}

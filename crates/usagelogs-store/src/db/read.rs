@@ -1,0 +1,384 @@
+//! Reads: lists, export chunks, aggregates, existence checks.
+
+use super::conn::{AnyConnection, MultiBackend};
+use super::schema::{daily_counts, log_entries, namespaces, performers, repositories};
+use super::types::{Json, Micros};
+use crate::{Cursor, LogQuery, LogScope};
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use time::{Date, Duration, OffsetDateTime, Time};
+
+/// Which kinds a resolved query keeps, by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KindIds {
+    All,
+    Only(Vec<i64>),
+    Except(Vec<i64>),
+}
+
+/// A query with its names replaced by ids. Absent when some name is unknown (the query
+/// matches nothing).
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) namespace: String,
+    pub(crate) namespace_id: i64,
+    pub(crate) repository_id: Option<i64>,
+    pub(crate) performer_id: Option<i64>,
+    pub(crate) kinds: KindIds,
+    /// The window, `lo <= datetime < hi`, to the microsecond.
+    pub(crate) lo: Micros,
+    pub(crate) hi: Micros,
+}
+
+/// Looks up the ids of a query's namespace, repository and performer. `kind_ids` maps kind
+/// names to ids (unknown names are left out of its answer).
+pub(crate) fn resolve(
+    conn: &mut AnyConnection,
+    query: &LogQuery,
+    kind_ids: impl FnOnce(&mut AnyConnection, &[&str]) -> QueryResult<Vec<(String, i64)>>,
+) -> QueryResult<Option<Resolved>> {
+    let namespace = match &query.scope {
+        LogScope::Namespace(ns) => ns,
+        LogScope::Repository { namespace, .. } => namespace,
+    };
+    let Some(namespace_id) = namespace_id(conn, namespace)? else {
+        return Ok(None);
+    };
+    let repository_id = match &query.scope {
+        LogScope::Namespace(_) => None,
+        LogScope::Repository { name, .. } => match repository_id(conn, namespace_id, name)? {
+            Some(id) => Some(id),
+            None => return Ok(None),
+        },
+    };
+    let performer_id = match &query.performer {
+        None => None,
+        Some(p) => match performers::table
+            .filter(performers::name.eq(p))
+            .select(performers::id)
+            .first(conn)
+            .optional()?
+        {
+            Some(id) => Some(id),
+            None => return Ok(None),
+        },
+    };
+    let filter = &query.kinds;
+    let mut names: Vec<&str> = filter.exclude.iter().map(String::as_str).collect();
+    if let Some(include) = &filter.include {
+        names.extend(include.iter().map(String::as_str));
+    }
+    let kinds = if names.is_empty() && filter.include.is_none() {
+        KindIds::All
+    } else {
+        let known = kind_ids(conn, &names)?;
+        match &filter.include {
+            Some(_) => {
+                let ids: Vec<i64> = known
+                    .iter()
+                    .filter(|(n, _)| filter.admits(n))
+                    .map(|(_, id)| *id)
+                    .collect();
+                if ids.is_empty() {
+                    return Ok(None);
+                }
+                KindIds::Only(ids)
+            }
+            None if known.is_empty() => KindIds::All,
+            None => KindIds::Except(known.iter().map(|(_, id)| *id).collect()),
+        }
+    };
+    Ok(Some(Resolved {
+        namespace: namespace.clone(),
+        namespace_id,
+        repository_id,
+        performer_id,
+        kinds,
+        lo: Micros::ceil(query.window.start()),
+        hi: Micros::ceil(query.window.end()),
+    }))
+}
+
+pub(crate) fn namespace_id(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<i64>> {
+    namespaces::table
+        .filter(namespaces::name.eq(name))
+        .select(namespaces::id)
+        .first(conn)
+        .optional()
+}
+
+pub(crate) fn repository_id(
+    conn: &mut AnyConnection,
+    namespace_id: i64,
+    name: &str,
+) -> QueryResult<Option<i64>> {
+    repositories::table
+        .filter(repositories::namespace_id.eq(namespace_id))
+        .filter(repositories::name.eq(name))
+        .select(repositories::id)
+        .first(conn)
+        .optional()
+}
+
+/// Adds the scope, performer and kind conditions of `r` to a boxed query over `log_entries`.
+macro_rules! scoped {
+    ($query:expr, $r:expr) => {{
+        let r: &Resolved = $r;
+        let mut q = $query;
+        q = match r.repository_id {
+            Some(id) => q.filter(log_entries::repository_id.eq(id)),
+            None => q.filter(log_entries::namespace_id.eq(r.namespace_id)),
+        };
+        if let Some(p) = r.performer_id {
+            q = q.filter(log_entries::performer_id.eq(p));
+        }
+        match &r.kinds {
+            KindIds::All => {}
+            KindIds::Only(ids) => q = q.filter(log_entries::kind_id.eq_any(ids.clone())),
+            KindIds::Except(ids) => q = q.filter(log_entries::kind_id.ne_all(ids.clone())),
+        }
+        q
+    }};
+}
+
+/// The direction of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// Newest first: lists.
+    Desc,
+    /// Oldest first: exports.
+    Asc,
+}
+
+/// A row read back: id, kind id, repository, performer, performer e-mail, ip, metadata, time.
+pub(crate) type Row = (
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Json,
+    Micros,
+);
+
+/// Up to `limit` rows of `r` strictly after `after` in `order`.
+pub(crate) fn rows(
+    conn: &mut AnyConnection,
+    r: &Resolved,
+    after: Option<Cursor>,
+    limit: usize,
+    order: Order,
+) -> QueryResult<Vec<Row>> {
+    let query = log_entries::table
+        .left_join(repositories::table)
+        .left_join(performers::table)
+        .select((
+            log_entries::id,
+            log_entries::kind_id,
+            repositories::name.nullable(),
+            performers::name.nullable(),
+            performers::email.nullable(),
+            log_entries::ip,
+            log_entries::metadata,
+            log_entries::datetime,
+        ))
+        .into_boxed::<MultiBackend>();
+    let mut q = scoped!(query, r);
+    q = q
+        .filter(log_entries::datetime.ge(r.lo))
+        .filter(log_entries::datetime.lt(r.hi));
+    if let Some(c) = after {
+        // A cursor finer than a microsecond (not from a stored entry) still means "strictly
+        // after this instant": no stored time equals it.
+        let (t, id) = match (Micros::is_exact(c.datetime), order) {
+            (true, _) => (Micros::floor(c.datetime), c.id),
+            (false, Order::Desc) => (Micros::ceil(c.datetime), i64::MIN),
+            (false, Order::Asc) => (Micros::floor(c.datetime), i64::MAX),
+        };
+        // `datetime <= t AND (datetime < t OR id < cursor)`: the first term bounds the index
+        // range, the second settles ties on `t`.
+        q = match order {
+            Order::Desc => q.filter(
+                log_entries::datetime
+                    .le(t)
+                    .and(log_entries::datetime.lt(t).or(log_entries::id.lt(id))),
+            ),
+            Order::Asc => q.filter(
+                log_entries::datetime
+                    .ge(t)
+                    .and(log_entries::datetime.gt(t).or(log_entries::id.gt(id))),
+            ),
+        };
+    }
+    q = match order {
+        Order::Desc => q.order((log_entries::datetime.desc(), log_entries::id.desc())),
+        Order::Asc => q.order((log_entries::datetime.asc(), log_entries::id.asc())),
+    };
+    q.limit(i64::try_from(limit).unwrap_or(i64::MAX)).load(conn)
+}
+
+/// Counts per kind id of the entries of `r` with `from <= datetime < to`.
+fn count_entries(
+    conn: &mut AnyConnection,
+    r: &Resolved,
+    from: Micros,
+    to: Micros,
+) -> QueryResult<Vec<(i64, i64)>> {
+    let query = log_entries::table
+        .group_by(log_entries::kind_id)
+        .select((log_entries::kind_id, count_star()))
+        .into_boxed::<MultiBackend>();
+    let q = scoped!(query, r);
+    q.filter(log_entries::datetime.ge(from))
+        .filter(log_entries::datetime.lt(to))
+        .load(conn)
+}
+
+/// Rollup rows of `r` for the days `from <= day < to`: (day, kind id, count).
+fn rollup_counts(
+    conn: &mut AnyConnection,
+    r: &Resolved,
+    from: Date,
+    to: Date,
+) -> QueryResult<Vec<(Date, i64, i64)>> {
+    let mut q = daily_counts::table
+        .filter(daily_counts::namespace_id.eq(r.namespace_id))
+        .filter(daily_counts::repository_id.eq(r.repository_id.unwrap_or(0)))
+        .filter(daily_counts::performer_id.eq(r.performer_id.unwrap_or(0)))
+        .filter(daily_counts::day.ge(from))
+        .filter(daily_counts::day.lt(to))
+        .select((
+            daily_counts::day,
+            daily_counts::kind_id,
+            daily_counts::count,
+        ))
+        .into_boxed::<MultiBackend>();
+    match &r.kinds {
+        KindIds::All => {}
+        KindIds::Only(ids) => q = q.filter(daily_counts::kind_id.eq_any(ids.clone())),
+        KindIds::Except(ids) => q = q.filter(daily_counts::kind_id.ne_all(ids.clone())),
+    }
+    q.load(conn)
+}
+
+fn midnight(d: Date) -> OffsetDateTime {
+    d.with_time(Time::MIDNIGHT).assume_utc()
+}
+
+/// Splits `[lo, hi)` into the whole UTC days inside it and the partial days at its edges.
+/// Returns the partial pieces `(day, from, to)` and the whole days `[first, end)`.
+pub(crate) fn split_days(
+    lo: OffsetDateTime,
+    hi: OffsetDateTime,
+) -> (
+    Vec<(Date, OffsetDateTime, OffsetDateTime)>,
+    Option<(Date, Date)>,
+) {
+    let mut pieces = Vec::new();
+    if lo >= hi {
+        return (pieces, None);
+    }
+    let head_end = if lo == midnight(lo.date()) {
+        lo
+    } else {
+        hi.min(midnight(lo.date()) + Duration::DAY)
+    };
+    if lo < head_end {
+        pieces.push((lo.date(), lo, head_end));
+    }
+    let tail_start = head_end.max(midnight(hi.date()));
+    if tail_start < hi {
+        pieces.push((tail_start.date(), tail_start, hi));
+    }
+    let whole = (head_end < tail_start).then(|| (head_end.date(), tail_start.date()));
+    (pieces, whole)
+}
+
+/// Counts per (day, kind id) of `r`: whole days from the rollup, partial days from entries.
+pub(crate) fn daily_counts(
+    conn: &mut AnyConnection,
+    r: &Resolved,
+) -> QueryResult<Vec<(Date, i64, i64)>> {
+    let (mut pieces, whole) = split_days(r.lo.get(), r.hi.get());
+    let mut out = Vec::new();
+    if let Some((first, end)) = whole {
+        if r.repository_id.is_some() && r.performer_id.is_some() {
+            // The rollup has no (repository, performer) rows: count each day from entries.
+            let mut day = first;
+            while day < end {
+                pieces.push((day, midnight(day), midnight(day) + Duration::DAY));
+                day = day.next_day().unwrap_or(end);
+            }
+        } else {
+            out.extend(rollup_counts(conn, r, first, end)?);
+        }
+    }
+    for (day, from, to) in pieces {
+        let counts = count_entries(conn, r, Micros::floor(from), Micros::floor(to))?;
+        out.extend(counts.into_iter().map(|(kind, n)| (day, kind, n)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    #[test]
+    fn day_splits() {
+        let d1 = date!(2024 - 02 - 28);
+        // Inside one day.
+        let (p, w) = split_days(
+            datetime!(2024-02-28 10:00 UTC),
+            datetime!(2024-02-28 15:00 UTC),
+        );
+        assert_eq!(
+            p,
+            vec![(
+                d1,
+                datetime!(2024-02-28 10:00 UTC),
+                datetime!(2024-02-28 15:00 UTC)
+            )]
+        );
+        assert_eq!(w, None);
+        // Across one midnight.
+        let (p, w) = split_days(
+            datetime!(2024-02-28 10:00 UTC),
+            datetime!(2024-02-29 05:00 UTC),
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[1].0, date!(2024 - 02 - 29));
+        assert_eq!(w, None);
+        // Aligned.
+        let (p, w) = split_days(
+            datetime!(2024-02-28 00:00 UTC),
+            datetime!(2024-03-01 00:00 UTC),
+        );
+        assert!(p.is_empty());
+        assert_eq!(w, Some((d1, date!(2024 - 03 - 01))));
+        // Both edges partial, whole days between.
+        let (p, w) = split_days(
+            datetime!(2023-12-30 12:00 UTC),
+            datetime!(2024-01-02 00:00:00.000001 UTC),
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(w, Some((date!(2023 - 12 - 31), date!(2024 - 01 - 02))));
+        // Empty.
+        assert_eq!(
+            split_days(
+                datetime!(2024-02-28 10:00 UTC),
+                datetime!(2024-02-28 10:00 UTC)
+            ),
+            (vec![], None)
+        );
+        // Start partial, end at midnight.
+        let (p, w) = split_days(
+            datetime!(2024-02-28 10:00 UTC),
+            datetime!(2024-02-29 00:00 UTC),
+        );
+        assert_eq!(p.len(), 1);
+        assert_eq!(w, None);
+    }
+}
