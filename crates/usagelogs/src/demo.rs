@@ -100,6 +100,10 @@ impl Gen {
         "pull_repo"
     }
 
+    fn digest(&mut self) -> String {
+        format!("sha256:{:032x}{:032x}", self.rng.random::<u128>(), self.rng.random::<u128>())
+    }
+
     fn ip(&mut self) -> String {
         let nets = ["203.0.113", "198.51.100", "192.0.2", "10.12.4"];
         let net = nets[self.skewed(nets.len())];
@@ -132,19 +136,23 @@ impl Gen {
             self.rng.random_range(0..20),
             self.rng.random_range(0..10)
         );
-        let digest = format!("sha256:{:064x}", self.rng.random::<u128>());
+        let digest = self.digest();
         let who = performer.clone().unwrap_or_default();
         let ip = self.ip();
         let metadata = match kind {
             "pull_repo" => json!({"namespace": namespace, "repo": repo, "tag": tag, "manifest_digest": digest,
-                "mediatype": "application/vnd.oci.image.manifest.v1+json", "_ip": ip,
-                "username": who, "token_type": if performer.is_none() { "anonymous" } else { "robot" }}),
+            "mediatype": "application/vnd.oci.image.manifest.v1+json", "_ip": ip,
+            "username": performer.clone(), "token_type": match &performer {
+                None => "anonymous",
+                Some(p) if p.contains('+') => "robot",
+                Some(_) => "user",
+            }}),
             "push_repo" => json!({"namespace": namespace, "repo": repo, "tag": tag, "release": null}),
             "create_tag" | "delete_tag" | "permanently_delete_tag" => {
                 json!({"namespace": namespace, "repo": repo, "tag": tag, "username": who, "manifest_digest": digest})
             }
             "move_tag" => json!({"namespace": namespace, "repo": repo, "tag": "latest", "manifest_digest": digest,
-                "original_manifest_digest": format!("sha256:{:064x}", self.rng.random::<u128>()), "username": who}),
+                "original_manifest_digest": self.digest(), "username": who}),
             "repo_verb" => {
                 json!({"namespace": namespace, "repo": repo, "tag": tag, "verb": "squash", "_ip": ip, "username": who})
             }

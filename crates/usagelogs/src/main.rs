@@ -73,6 +73,26 @@ fn fill_demo(store: &DieselStore, entries: usize, days: u32, seed: u64) -> Resul
     Ok(stored)
 }
 
+/// Prints a ready admin token and a curl line, for the development secret.
+fn print_dev_token(file: &str, signer: &usagelogs_http::TokenSigner, base: &str, demo: bool) -> Result<(), Error> {
+    let token = mint(
+        signer,
+        &TokenArgs {
+            sub: "admin".into(),
+            scope: "user:admin org:admin repo:admin logs:write".into(),
+            org_admin: vec![],
+            repo_admin: vec![],
+            superuser: Some(Superuser::Full),
+            ttl: Duration::from_secs(24 * 3600),
+        },
+    )?;
+    let path = if demo { format!("/api/v1/organization/{}/logs", demo::DEMO_ORG) } else { "/api/v1/user/logs".into() };
+    println!("No JWT key configured: made a development secret and keep it in {file}.");
+    println!("An admin token, valid for 24 hours (mint more with `usagelogs token --sub NAME`):\n\n{token}\n");
+    println!("Try:\n\ncurl -s -H \"Authorization: Bearer {token}\" '{base}{path}'\n");
+    Ok(())
+}
+
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
     let keys = keys::load(&cli.common)?;
     let store = open_store(cli)?;
@@ -94,39 +114,24 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
     state.limits = HttpLimits { max_body_bytes: args.max_body_bytes };
     let state = web::Data::new(state);
 
-    let base = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.bind));
-    if let (Some(file), Some(signer)) = (&keys.dev_secret_file, &keys.signer) {
-        let token = mint(
-            signer,
-            &TokenArgs {
-                sub: "admin".into(),
-                scope: "user:admin org:admin repo:admin logs:write".into(),
-                org_admin: vec![],
-                repo_admin: vec![],
-                superuser: Some(Superuser::Full),
-                ttl: Duration::from_secs(24 * 3600),
-            },
-        )?;
-        let path = if args.demo {
-            format!("/api/v1/organization/{}/logs", demo::DEMO_ORG)
-        } else {
-            "/api/v1/user/logs".into()
-        };
-        println!("No JWT key configured: made a development secret and keep it in {file}.");
-        println!("An admin token, valid for 24 hours (mint more with `usagelogs token --sub NAME`):\n\n{token}\n");
-        println!("Try:\n\ncurl -s -H \"Authorization: Bearer {token}\" '{base}{path}'\n");
-    }
-    println!("usagelogs listening on http://{} (API documentation at {base}/docs/)", args.bind);
-
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let bind = args.bind.clone();
+    let dev_secret = keys.dev_secret_file.clone().zip(keys.signer.clone());
+    let public_url = args.public_url.clone();
+    let (bind, demo) = (args.bind.clone(), args.demo);
     actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(move || App::new().wrap(TracingLogger::default()).configure(configure(state.clone())))
-            .workers(workers)
-            .shutdown_timeout(30)
-            .bind(&bind)?
-            .run()
-            .await
+        let server =
+            HttpServer::new(move || App::new().wrap(TracingLogger::default()).configure(configure(state.clone())))
+                .workers(workers)
+                .shutdown_timeout(30)
+                .bind(&bind)?;
+        let addr = server.addrs().first().copied();
+        let base =
+            public_url.or_else(|| addr.map(|a| format!("http://{a}"))).unwrap_or_else(|| format!("http://{bind}"));
+        if let Some((file, signer)) = dev_secret {
+            print_dev_token(&file, &signer, &base, demo).map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        println!("usagelogs listening on {base} (API documentation at {base}/docs/)");
+        server.run().await
     })?;
     Ok(())
 }
