@@ -59,8 +59,7 @@ fn parse_date(value: &str) -> Option<Date> {
 /// calendar day in UTC.
 pub fn parse_date_param(param: &'static str, raw: Option<&str>) -> Result<Option<Date>, DateParamError> {
     match raw {
-        None => Ok(None),
-        Some(v) if v.is_empty() => Ok(None),
+        None | Some("") => Ok(None),
         Some(v) => parse_date(v)
             .map(Some)
             .ok_or_else(|| DateParamError::Invalid { param, value: v.chars().take(64).collect() }),

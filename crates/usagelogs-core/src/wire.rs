@@ -133,6 +133,54 @@ pub struct ExportCreated {
     pub export_id: String,
 }
 
+/// The status of an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportStatusView {
+    pub export_id: String,
+    /// `queued`, `running`, `success`, `failed` or `expired` (the file was deleted after its TTL).
+    #[cfg_attr(feature = "openapi", schema(example = "success"))]
+    pub status: String,
+    /// `json`, `ndjson` or `csv`.
+    pub format: String,
+    /// First instant exported (RFC 2822).
+    pub start_time: String,
+    /// Exclusive end of the export (RFC 2822).
+    pub end_time: String,
+    pub namespace: String,
+    pub repository: Option<String>,
+    /// Entries written, once done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries: Option<i64>,
+    /// Where to download the file, while it lasts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_data_url: Option<String>,
+    /// When the link expires (RFC 2822).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The body of an export request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExportRequestBody {
+    /// An http(s) URL that receives Quay's callback payload when the export ends.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = "https://hooks.example.com/usagelogs"))]
+    pub callback_url: Option<String>,
+    /// An address that receives an e-mail when the export ends.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = "alice@example.com"))]
+    pub callback_email: Option<String>,
+    /// `json` (Quay's layout, the default), `ndjson` or `csv`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(example = "json"))]
+    pub format: Option<String>,
+}
+
 /// Quay's error body, used for every error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -231,10 +279,8 @@ impl IngestEntry {
             _ => None,
         };
         let performer_email = self.performer_email.filter(|e| !e.trim().is_empty());
-        if let Some(e) = &performer_email {
-            if e.len() > 255 || !e.contains('@') {
-                return Err(field_err("performer_email", "not an e-mail address"));
-            }
+        if performer_email.as_ref().is_some_and(|e| e.len() > 255 || !e.contains('@')) {
+            return Err(field_err("performer_email", "not an e-mail address"));
         }
         let ip = self.ip.filter(|ip| !ip.is_empty());
         if ip.as_ref().is_some_and(|ip| ip.len() > MAX_IP_LEN) {

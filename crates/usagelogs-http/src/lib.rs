@@ -3,6 +3,7 @@
 pub mod auth;
 mod edge;
 pub mod error;
+mod exports;
 pub mod metrics;
 pub mod openapi;
 mod routes;
@@ -81,6 +82,29 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                         web::get(),
                         routes::aggregate_repo_logs,
                     ))
+                    .service(resource("/api/v1/user/exportlogs", web::post(), exports::export_user_logs))
+                    .service(resource("/api/v1/user/exportlogs/{export_id}", web::get(), exports::user_export_status))
+                    .service(resource(
+                        "/api/v1/organization/{orgname}/exportlogs",
+                        web::post(),
+                        exports::export_org_logs,
+                    ))
+                    .service(resource(
+                        "/api/v1/organization/{orgname}/exportlogs/{export_id}",
+                        web::get(),
+                        exports::org_export_status,
+                    ))
+                    .service(resource(
+                        "/api/v1/repository/{repository:.+}/exportlogs",
+                        web::post(),
+                        exports::export_repo_logs,
+                    ))
+                    .service(resource(
+                        "/api/v1/repository/{repository:.+}/exportlogs/{export_id}",
+                        web::get(),
+                        exports::repo_export_status,
+                    ))
+                    .service(resource("/exportedlogs/{file_id}", web::get(), exports::download))
                     .service(resource("/api/v1/logs", web::post(), routes::ingest))
                     .service(resource("/api/v1/logs/kinds", web::get(), routes::kinds))
                     .service(resource("/api/v1/openapi.json", web::get(), openapi_document))

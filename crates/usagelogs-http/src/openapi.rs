@@ -1,9 +1,9 @@
 //! The OpenAPI document.
 
-use crate::routes;
+use crate::{exports, routes};
 use usagelogs_core::wire::{
-    AggregatedLogView, AggregatedLogs, ApiErrorBody, Avatar, IngestAccepted, IngestEntry, KindInfo, KindList, LogView,
-    LogsPage, PerformerView,
+    AggregatedLogView, AggregatedLogs, ApiErrorBody, Avatar, ExportCreated, ExportRequestBody, ExportStatusView,
+    IngestAccepted, IngestEntry, KindInfo, KindList, LogView, LogsPage, PerformerView,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -45,6 +45,13 @@ impl Modify for BearerAuth {
         routes::aggregate_user_logs,
         routes::aggregate_org_logs,
         routes::aggregate_repo_logs,
+        exports::export_user_logs,
+        exports::export_org_logs,
+        exports::export_repo_logs,
+        exports::user_export_status,
+        exports::org_export_status,
+        exports::repo_export_status,
+        exports::download,
         routes::ingest,
         routes::kinds,
         routes::healthz,
@@ -53,11 +60,12 @@ impl Modify for BearerAuth {
     ),
     components(schemas(
         LogsPage, LogView, PerformerView, Avatar, AggregatedLogs, AggregatedLogView, ApiErrorBody,
-        IngestEntry, IngestAccepted, KindList, KindInfo,
+        IngestEntry, IngestAccepted, KindList, KindInfo, ExportCreated, ExportRequestBody, ExportStatusView,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "logs", description = "Quay's usage-logs endpoints"),
+        (name = "export", description = "Durable exports of logs to files"),
         (name = "ingestion", description = "Writing log entries"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

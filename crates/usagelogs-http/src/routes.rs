@@ -12,7 +12,7 @@ use usagelogs_core::{KINDS, Namespace, RepoPath, is_service_key_kind};
 use usagelogs_service::{ListParams, Target};
 use utoipa::IntoParams;
 
-type Query = web::Query<Vec<(String, String)>>;
+pub(crate) type Query = web::Query<Vec<(String, String)>>;
 
 /// Query parameters of the list endpoints.
 #[derive(Debug, IntoParams)]
@@ -48,7 +48,7 @@ pub(crate) struct AggregateQueryDoc {
     kind: Option<Vec<String>>,
 }
 
-fn params(query: &[(String, String)]) -> ListParams {
+pub(crate) fn params(query: &[(String, String)]) -> ListParams {
     let first = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     ListParams {
         starttime: first("starttime"),
@@ -60,11 +60,11 @@ fn params(query: &[(String, String)]) -> ListParams {
     }
 }
 
-fn org_target(orgname: &str) -> Result<Target, ApiError> {
+pub(crate) fn org_target(orgname: &str) -> Result<Target, ApiError> {
     Namespace::new(orgname).map(Target::Org).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-fn repo_target(repository: &str) -> Result<Target, ApiError> {
+pub(crate) fn repo_target(repository: &str) -> Result<Target, ApiError> {
     RepoPath::parse(repository).map(Target::Repo).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
@@ -259,7 +259,21 @@ fn parse_entries(body: &[u8], ndjson: bool, max_entries: usize) -> Result<Vec<In
     if values.len() > max_entries {
         return Err(too_many(values.len()));
     }
-    values.into_iter().enumerate().map(|(i, v)| serde_json::from_value(v).map_err(|e| bad_entry(i, e))).collect()
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            // The path names the field whose JSON type is wrong.
+            serde_path_to_error::deserialize(v).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                match path.as_str() {
+                    "." | "" => bad_entry(i, inner),
+                    field => ApiError::BadRequest(format!("Invalid entry at index {i}: {field}: {inner}")),
+                }
+            })
+        })
+        .collect()
 }
 
 /// Store a batch of log entries, all or nothing.

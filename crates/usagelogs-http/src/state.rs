@@ -2,7 +2,8 @@
 
 use crate::auth::JwtVerifier;
 use crate::metrics::Metrics;
-use usagelogs_service::LogService;
+use std::sync::Arc;
+use usagelogs_service::{ExportService, LogService};
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -26,11 +27,13 @@ pub struct AppState {
     /// `scheme://host` used in error `type` URLs and links instead of the request's own.
     pub public_url: Option<String>,
     pub limits: HttpLimits,
+    /// The export use cases; without them the export endpoints answer 500.
+    pub exports: Option<Arc<ExportService>>,
 }
 
 impl AppState {
     /// State with a fresh metrics registry and default limits.
     pub fn new(service: LogService, jwt: JwtVerifier) -> Self {
-        Self { service, jwt, metrics: Metrics::new(), public_url: None, limits: HttpLimits::default() }
+        Self { service, jwt, metrics: Metrics::new(), public_url: None, limits: HttpLimits::default(), exports: None }
     }
 }

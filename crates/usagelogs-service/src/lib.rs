@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+pub mod export;
 mod idempotency;
 pub mod page_token;
 mod service;
 
 pub use error::ServiceError;
+pub use export::{ExportConfig, ExportService};
 pub use page_token::PageTokenKey;
 pub use service::{ListParams, LogService, ServiceConfig, Target};

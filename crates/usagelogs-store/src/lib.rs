@@ -2,11 +2,13 @@
 
 mod db;
 mod error;
+mod jobs;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use db::{Backend, DieselStore, StoreOptions, revert_all_migrations, run_migrations};
 pub use error::StoreError;
+pub use jobs::{ExportJob, ExportJobStore, ExportOutcome, ExportStatus, NewExportJob};
 
 use time::OffsetDateTime;
 use usagelogs_core::{DailyCount, LogEntry, NewLogEntry, TimeWindow};
@@ -32,10 +34,7 @@ pub struct KindFilter {
 impl KindFilter {
     /// Whether `kind` passes the filter.
     pub fn admits(&self, kind: &str) -> bool {
-        self.include
-            .as_ref()
-            .is_none_or(|inc| inc.iter().any(|k| k == kind))
-            && !self.exclude.iter().any(|k| k == kind)
+        self.include.as_ref().is_none_or(|inc| inc.iter().any(|k| k == kind)) && !self.exclude.iter().any(|k| k == kind)
     }
 }
 
@@ -59,10 +58,7 @@ pub struct Cursor {
 impl Cursor {
     /// The position of an entry.
     pub fn of(entry: &LogEntry) -> Self {
-        Self {
-            datetime: entry.datetime,
-            id: entry.id,
-        }
+        Self { datetime: entry.datetime, id: entry.id }
     }
 }
 
@@ -85,12 +81,7 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Up to `limit` entries matching `query`, newest first by (datetime, id), strictly after
     /// `after` in that order when given. `next` is set only when more entries exist.
-    fn list(
-        &self,
-        query: &LogQuery,
-        after: Option<Cursor>,
-        limit: usize,
-    ) -> Result<Page, StoreError>;
+    fn list(&self, query: &LogQuery, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError>;
 
     /// Entry counts per (UTC day, kind) for `query`, sorted by day then kind, zero counts left
     /// out. Whole days inside the window come from the daily rollup; only partial days at the
@@ -99,12 +90,7 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Up to `limit` entries matching `query`, oldest first by (datetime, id), strictly after
     /// `after` when given: the chunks an export streams.
-    fn export_chunk(
-        &self,
-        query: &LogQuery,
-        after: Option<Cursor>,
-        limit: usize,
-    ) -> Result<Vec<LogEntry>, StoreError>;
+    fn export_chunk(&self, query: &LogQuery, after: Option<Cursor>, limit: usize) -> Result<Vec<LogEntry>, StoreError>;
 
     /// Whether an entry ever named this namespace.
     fn namespace_exists(&self, namespace: &str) -> Result<bool, StoreError>;

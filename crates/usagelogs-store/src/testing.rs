@@ -32,10 +32,7 @@ pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
 
 /// Options for test stores: a small pool, short timeouts.
 pub fn test_options() -> StoreOptions {
-    StoreOptions {
-        max_connections: 8,
-        connect_timeout: Duration::from_secs(5),
-    }
+    StoreOptions { max_connections: 8, connect_timeout: Duration::from_secs(5) }
 }
 
 /// The `sqlite://` URL of a database file named `logs.db` in `dir`.
@@ -85,12 +82,9 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
             // FORCE (PostgreSQL 13+) ends connections still open, such as a pool's.
-            let result = PgConnection::establish(admin_url)
-                .map_err(|e| e.to_string())
-                .and_then(|mut c| {
-                    c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .map_err(|e| e.to_string())
-                });
+            let result = PgConnection::establish(admin_url).map_err(|e| e.to_string()).and_then(|mut c| {
+                c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).map_err(|e| e.to_string())
+            });
             if let Err(e) = result {
                 eprintln!("warning: could not drop test database {name}: {e}");
             }
@@ -115,11 +109,7 @@ pub fn sqlite_test_database() -> TestDatabase {
         .prefix("usagelogs-test-")
         .tempdir()
         .unwrap_or_else(|e| panic!("cannot create a temporary folder: {e}"));
-    TestDatabase {
-        url: sqlite_url(dir.path()),
-        backend: Backend::Sqlite,
-        cleanup: Cleanup::Sqlite(dir),
-    }
+    TestDatabase { url: sqlite_url(dir.path()), backend: Backend::Sqlite, cleanup: Cleanup::Sqlite(dir) }
 }
 
 /// The admin URL of the PostgreSQL server for tests.
@@ -136,15 +126,8 @@ pub fn postgres_admin_url() -> String {
 pub fn postgres_test_database() -> TestDatabase {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let admin_url = postgres_admin_url();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = format!(
-        "usagelogs_test_{}_{}_{nanos:09}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let name = format!("usagelogs_test_{}_{}_{nanos:09}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
     let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
         panic!(
             "PostgreSQL tests need a server, and {admin_url} cannot be reached: {}\n\
@@ -171,9 +154,7 @@ fn with_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
+    let path_start = base[authority_start..].find('/').map_or(base.len(), |i| authority_start + i);
     let mut out = format!("{}/{name}", &base[..path_start]);
     if let Some(q) = query {
         out.push('?');
@@ -192,10 +173,7 @@ mod tests {
             with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
             "postgres://postgres@127.0.0.1:5432/t1"
         );
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "t1"),
-            "postgres://u:p@h/t1?sslmode=disable"
-        );
+        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "t1"), "postgres://u:p@h/t1?sslmode=disable");
         assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
     }
 }

@@ -100,6 +100,19 @@ pub struct ServeArgs {
     /// Hosts or CIDRs export callbacks may reach although they are not public (comma-separated).
     #[arg(long, env = "USAGELOGS_CALLBACK_ALLOW", value_delimiter = ',')]
     pub callback_allow: Vec<String>,
+    /// Export jobs this server runs at once.
+    #[arg(long, env = "USAGELOGS_EXPORT_WORKERS", default_value_t = 2)]
+    pub export_workers: usize,
+    /// How long a worker's claim on an export lasts without renewal (a killed server's job is
+    /// resumed by another after this), e.g. `60s`.
+    #[arg(long, env = "USAGELOGS_EXPORT_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub export_lease: std::time::Duration,
+    /// How often idle export workers look for work left by other replicas, e.g. `5s`.
+    #[arg(long, env = "USAGELOGS_EXPORT_POLL", default_value = "5s", value_parser = parse_duration)]
+    pub export_poll: std::time::Duration,
+    /// Wait before retrying a failed export callback (doubled each time), e.g. `2s`.
+    #[arg(long, env = "USAGELOGS_CALLBACK_BACKOFF", default_value = "2s", value_parser = parse_duration)]
+    pub callback_backoff: std::time::Duration,
     /// Longest aggregate window, in days.
     #[arg(long, env = "USAGELOGS_MAX_AGGREGATE_DAYS", default_value_t = 31)]
     pub max_aggregate_days: u32,

@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use tracing_actix_web::TracingLogger;
 use usagelogs_core::{AccessGrant, Claims, SuperuserLevel};
 use usagelogs_http::{AppState, HttpLimits, configure};
-use usagelogs_service::{LogService, ServiceConfig};
+use usagelogs_service::export::{CallbackPolicy, LocalExportStorage, Notifier, NotifyConfig};
+use usagelogs_service::{ExportConfig, ExportService, LogService, ServiceConfig};
 use usagelogs_store::{DieselStore, LogStore, StoreOptions};
 
 type Error = Box<dyn std::error::Error>;
@@ -93,6 +94,41 @@ fn print_dev_token(file: &str, signer: &usagelogs_http::TokenSigner, base: &str,
     Ok(())
 }
 
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "usagelogs".into())
+}
+
+fn export_service(logs: &Arc<DieselStore>, args: &ServeArgs) -> Result<ExportService, Error> {
+    let policy = CallbackPolicy::new(&args.callback_allow)?;
+    let storage = LocalExportStorage::new(&args.export_dir)
+        .map_err(|e| format!("cannot use export folder {}: {e}", args.export_dir.display()))?;
+    let notify = NotifyConfig {
+        smtp_url: args.smtp_url.clone(),
+        mail_from: args.mail_from.clone(),
+        callback_backoff: args.callback_backoff,
+        ..NotifyConfig::default()
+    };
+    let config = ExportConfig {
+        ttl: args.export_ttl,
+        lease: args.export_lease,
+        poll_interval: args.export_poll,
+        concurrency: args.export_workers,
+        ..ExportConfig::default()
+    };
+    Ok(ExportService::new(
+        logs.clone(),
+        logs.clone(),
+        Arc::new(storage),
+        Notifier::new(notify, policy.clone())?,
+        policy,
+        config,
+    ))
+}
+
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
     let keys = keys::load(&cli.common)?;
     let store = open_store(cli)?;
@@ -108,10 +144,14 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
     config.max_aggregate_days = args.max_aggregate_days;
     config.allow_custom_kinds = args.allow_custom_kinds;
     config.max_batch_entries = args.max_batch_entries;
-    let service = LogService::new(Arc::new(store), config);
+    let logs: Arc<DieselStore> = Arc::new(store);
+    let service = LogService::new(logs.clone(), config);
+    let exports = Arc::new(export_service(&logs, args)?);
+    let workers_handle = exports.start_workers(&format!("{}-{}", hostname(), std::process::id()));
     let mut state = AppState::new(service, keys.verifier.clone());
     state.public_url = args.public_url.clone();
     state.limits = HttpLimits { max_body_bytes: args.max_body_bytes };
+    state.exports = Some(exports);
     let state = web::Data::new(state);
 
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -133,6 +173,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
         println!("usagelogs listening on {base} (API documentation at {base}/docs/)");
         server.run().await
     })?;
+    workers_handle.stop();
     Ok(())
 }
 

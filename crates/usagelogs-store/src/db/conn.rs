@@ -73,9 +73,7 @@ impl Target {
         };
         match scheme {
             "sqlite" => Self::sqlite(rest),
-            "postgres" | "postgresql" => {
-                Ok(Self::Postgres(with_connect_timeout(url, connect_timeout)))
-            }
+            "postgres" | "postgresql" => Ok(Self::Postgres(with_connect_timeout(url, connect_timeout))),
             other => Err(StoreError::InvalidUrl(format!(
                 "unsupported scheme '{}': expected sqlite:// or postgres://",
                 other.chars().take(32).collect::<String>()
@@ -85,9 +83,7 @@ impl Target {
 
     fn sqlite(path: &str) -> Result<Self, StoreError> {
         if path.is_empty() {
-            return Err(StoreError::InvalidUrl(
-                "sqlite:// needs a file path, as in sqlite://data/logs.db".into(),
-            ));
+            return Err(StoreError::InvalidUrl("sqlite:// needs a file path, as in sqlite://data/logs.db".into()));
         }
         if path == ":memory:" || path.starts_with("file:") {
             return Err(StoreError::InvalidUrl(format!(
@@ -95,10 +91,7 @@ impl Target {
             )));
         }
         let path = PathBuf::from(path);
-        let folder = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if !folder.is_dir() {
             return Err(StoreError::InvalidUrl(format!(
                 "the folder '{}' of SQLite database '{}' does not exist (create it first)",
@@ -126,19 +119,15 @@ impl Target {
     pub(crate) fn connect(&self) -> Result<AnyConnection, ConnectError> {
         match self {
             Self::Sqlite(path) => {
-                let path = path
-                    .to_str()
-                    .ok_or_else(|| ConnectError("the SQLite path is not valid UTF-8".into()))?;
-                let mut conn =
-                    SqliteConnection::establish(path).map_err(|e| ConnectError(e.to_string()))?;
-                conn.batch_execute(SQLITE_PRAGMAS).map_err(|e| {
-                    ConnectError(format!("setting SQLite pragmas on '{path}': {e}"))
-                })?;
+                let path = path.to_str().ok_or_else(|| ConnectError("the SQLite path is not valid UTF-8".into()))?;
+                let mut conn = SqliteConnection::establish(path).map_err(|e| ConnectError(e.to_string()))?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(|e| ConnectError(format!("setting SQLite pragmas on '{path}': {e}")))?;
                 Ok(AnyConnection::Sqlite(conn))
             }
             Self::Postgres(url) => {
-                let conn = PgConnection::establish(url)
-                    .map_err(|e| ConnectError(e.to_string().trim_end().to_owned()))?;
+                let conn =
+                    PgConnection::establish(url).map_err(|e| ConnectError(e.to_string().trim_end().to_owned()))?;
                 Ok(AnyConnection::Postgres(conn))
             }
         }
@@ -208,18 +197,12 @@ mod tests {
     #[test]
     fn connect_timeout_is_added_once() {
         let t = Duration::from_secs(5);
-        assert_eq!(
-            with_connect_timeout("postgres://h/db", t),
-            "postgres://h/db?connect_timeout=5"
-        );
+        assert_eq!(with_connect_timeout("postgres://h/db", t), "postgres://h/db?connect_timeout=5");
         assert_eq!(
             with_connect_timeout("postgres://h/db?sslmode=disable", t),
             "postgres://h/db?sslmode=disable&connect_timeout=5"
         );
-        assert_eq!(
-            with_connect_timeout("postgres://h/db?connect_timeout=9", t),
-            "postgres://h/db?connect_timeout=9"
-        );
+        assert_eq!(with_connect_timeout("postgres://h/db?connect_timeout=9", t), "postgres://h/db?connect_timeout=9");
         assert_eq!(
             with_connect_timeout("postgres://h/db", Duration::from_millis(10)),
             "postgres://h/db?connect_timeout=2"
@@ -229,35 +212,12 @@ mod tests {
     #[test]
     fn targets() {
         let t = Duration::from_secs(5);
-        assert!(matches!(
-            Target::parse("sqlite://logs.db", t),
-            Ok(Target::Sqlite(_))
-        ));
-        assert!(matches!(
-            Target::parse("postgresql://h/db", t),
-            Ok(Target::Postgres(_))
-        ));
-        assert!(
-            matches!(Target::parse("mysql://h/db", t), Err(StoreError::InvalidUrl(m)) if m.contains("mysql"))
-        );
-        assert!(matches!(
-            Target::parse("logs.db", t),
-            Err(StoreError::InvalidUrl(_))
-        ));
-        assert!(matches!(
-            Target::parse("sqlite://", t),
-            Err(StoreError::InvalidUrl(_))
-        ));
-        assert!(matches!(
-            Target::parse("sqlite://:memory:", t),
-            Err(StoreError::InvalidUrl(_))
-        ));
-        assert_eq!(
-            format!(
-                "{:?}",
-                Target::parse("postgres://u:secret@h/db", t).unwrap()
-            ),
-            "Postgres(..)"
-        );
+        assert!(matches!(Target::parse("sqlite://logs.db", t), Ok(Target::Sqlite(_))));
+        assert!(matches!(Target::parse("postgresql://h/db", t), Ok(Target::Postgres(_))));
+        assert!(matches!(Target::parse("mysql://h/db", t), Err(StoreError::InvalidUrl(m)) if m.contains("mysql")));
+        assert!(matches!(Target::parse("logs.db", t), Err(StoreError::InvalidUrl(_))));
+        assert!(matches!(Target::parse("sqlite://", t), Err(StoreError::InvalidUrl(_))));
+        assert!(matches!(Target::parse("sqlite://:memory:", t), Err(StoreError::InvalidUrl(_))));
+        assert_eq!(format!("{:?}", Target::parse("postgres://u:secret@h/db", t).unwrap()), "Postgres(..)");
     }
 }

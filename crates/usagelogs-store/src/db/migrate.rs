@@ -32,15 +32,11 @@ fn locked<T>(
     pg: impl FnOnce(&mut PgConnection) -> Result<T, BoxError>,
 ) -> Result<T, StoreError> {
     match conn {
-        AnyConnection::Sqlite(c) => c
-            .immediate_transaction::<_, BoxError, _>(|c| sqlite(c))
-            .map_err(migration_error),
+        AnyConnection::Sqlite(c) => c.immediate_transaction::<_, BoxError, _>(|c| sqlite(c)).map_err(migration_error),
         AnyConnection::Postgres(c) => {
-            c.batch_execute(&format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
-                .map_err(migration_error)?;
+            c.batch_execute(&format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})")).map_err(migration_error)?;
             let result = pg(c);
-            let unlock =
-                c.batch_execute(&format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"));
+            let unlock = c.batch_execute(&format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"));
             let value = result.map_err(migration_error)?;
             unlock.map_err(migration_error)?;
             Ok(value)

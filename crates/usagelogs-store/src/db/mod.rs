@@ -34,10 +34,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     /// 10 connections, 10 seconds.
     fn default() -> Self {
-        Self {
-            max_connections: 10,
-            connect_timeout: Duration::from_secs(10),
-        }
+        Self { max_connections: 10, connect_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -63,10 +60,7 @@ struct KindNames {
 
 impl std::fmt::Debug for DieselStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DieselStore")
-            .field("backend", &self.inner.backend)
-            .field("pool", &self.pool_state())
-            .finish()
+        f.debug_struct("DieselStore").field("backend", &self.inner.backend).field("pool", &self.pool_state()).finish()
     }
 }
 
@@ -120,13 +114,7 @@ impl DieselStore {
             .error_handler(Box::new(TracingErrors))
             .build(Manager { target })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                pool,
-                backend,
-                kinds: RwLock::new(kinds),
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { pool, backend, kinds: RwLock::new(kinds) }) })
     }
 
     /// Applies pending migrations to the database at `url` (as [`run_migrations`]).
@@ -143,11 +131,7 @@ impl DieselStore {
     /// order), then custom kinds as they were first stored.
     pub fn kinds(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn()?;
-        kinds::table
-            .order(kinds::id)
-            .select(kinds::name)
-            .load(&mut *conn)
-            .map_err(query_error)
+        kinds::table.order(kinds::id).select(kinds::name).load(&mut *conn).map_err(query_error)
     }
 
     /// The engine behind this store.
@@ -156,37 +140,22 @@ impl DieselStore {
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.inner
-            .pool
-            .get()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+        self.inner.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     fn kinds_read(&self) -> std::sync::RwLockReadGuard<'_, KindNames> {
-        self.inner
-            .kinds
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.kinds.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn kinds_write(&self) -> std::sync::RwLockWriteGuard<'_, KindNames> {
-        self.inner
-            .kinds
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.kinds.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Ids of the known kinds among `names`, reloading the cache once if some are missing.
-    fn kind_ids(
-        &self,
-        conn: &mut AnyConnection,
-        names: &[&str],
-    ) -> QueryResult<Vec<(String, i64)>> {
+    fn kind_ids(&self, conn: &mut AnyConnection, names: &[&str]) -> QueryResult<Vec<(String, i64)>> {
         let lookup = |k: &KindNames| -> (Vec<(String, i64)>, bool) {
-            let found: Vec<(String, i64)> = names
-                .iter()
-                .filter_map(|n| k.by_name.get(*n).map(|id| ((*n).to_owned(), *id)))
-                .collect();
+            let found: Vec<(String, i64)> =
+                names.iter().filter_map(|n| k.by_name.get(*n).map(|id| ((*n).to_owned(), *id))).collect();
             let complete = found.len() == names.len();
             (found, complete)
         };
@@ -208,9 +177,7 @@ impl DieselStore {
         {
             let cache = self.kinds_read();
             if ids.clone().all(|id| cache.by_id.contains_key(&id)) {
-                return Ok(ids
-                    .filter_map(|id| cache.by_id.get(&id).map(|n| (id, n.clone())))
-                    .collect());
+                return Ok(ids.filter_map(|id| cache.by_id.get(&id).map(|n| (id, n.clone()))).collect());
             }
         }
         let mut cache = self.kinds_write();
@@ -225,11 +192,7 @@ impl DieselStore {
         .collect()
     }
 
-    fn resolve(
-        &self,
-        conn: &mut AnyConnection,
-        query: &LogQuery,
-    ) -> Result<Option<read::Resolved>, StoreError> {
+    fn resolve(&self, conn: &mut AnyConnection, query: &LogQuery) -> Result<Option<read::Resolved>, StoreError> {
         read::resolve(conn, query, |c, names| self.kind_ids(c, names)).map_err(query_error)
     }
 
@@ -251,21 +214,17 @@ impl DieselStore {
         let names = self.kind_names(&mut conn, rows.iter().map(|row| row.1))?;
         Ok(rows
             .into_iter()
-            .map(
-                |(id, kind, repository, performer, performer_email, ip, metadata, datetime)| {
-                    LogEntry {
-                        id,
-                        kind: names.get(&kind).cloned().unwrap_or_default(),
-                        namespace: r.namespace.clone(),
-                        repository,
-                        performer,
-                        performer_email,
-                        ip,
-                        metadata: metadata.0,
-                        datetime: datetime.get(),
-                    }
-                },
-            )
+            .map(|(id, kind, repository, performer, performer_email, ip, metadata, datetime)| LogEntry {
+                id,
+                kind: names.get(&kind).cloned().unwrap_or_default(),
+                namespace: r.namespace.clone(),
+                repository,
+                performer,
+                performer_email,
+                ip,
+                metadata: metadata.0,
+                datetime: datetime.get(),
+            })
             .collect())
     }
 }
@@ -284,14 +243,12 @@ impl LogStore for DieselStore {
         if entries.is_empty() {
             return Ok(0);
         }
-        let plan = write::Plan::new(entries)
-            .map_err(|e| StoreError::Corrupt(format!("metadata is not serializable: {e}")))?;
+        let plan =
+            write::Plan::new(entries).map_err(|e| StoreError::Corrupt(format!("metadata is not serializable: {e}")))?;
         let known = self.kinds_read().by_name.clone();
         let mut conn = self.conn()?;
         let ids = match &mut *conn {
-            AnyConnection::Sqlite(c) => {
-                c.immediate_transaction(|c| write::sqlite::write(c, &plan, &known))
-            }
+            AnyConnection::Sqlite(c) => c.immediate_transaction(|c| write::sqlite::write(c, &plan, &known)),
             AnyConnection::Postgres(c) => c.transaction(|c| write::pg::write(c, &plan, &known)),
         }
         .map_err(query_error)?;
@@ -306,12 +263,7 @@ impl LogStore for DieselStore {
         Ok(entries.len())
     }
 
-    fn list(
-        &self,
-        query: &LogQuery,
-        after: Option<Cursor>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
+    fn list(&self, query: &LogQuery, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {
         let mut entries = self.read_entries(query, after, limit.saturating_add(1), Order::Desc)?;
         let next = if limit > 0 && entries.len() > limit {
             entries.truncate(limit);
@@ -343,20 +295,13 @@ impl LogStore for DieselStore {
             .collect())
     }
 
-    fn export_chunk(
-        &self,
-        query: &LogQuery,
-        after: Option<Cursor>,
-        limit: usize,
-    ) -> Result<Vec<LogEntry>, StoreError> {
+    fn export_chunk(&self, query: &LogQuery, after: Option<Cursor>, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
         self.read_entries(query, after, limit, Order::Asc)
     }
 
     fn namespace_exists(&self, namespace: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        Ok(read::namespace_id(&mut conn, namespace)
-            .map_err(query_error)?
-            .is_some())
+        Ok(read::namespace_id(&mut conn, namespace).map_err(query_error)?.is_some())
     }
 
     fn repository_exists(&self, namespace: &str, name: &str) -> Result<bool, StoreError> {
@@ -364,9 +309,7 @@ impl LogStore for DieselStore {
         let Some(ns) = read::namespace_id(&mut conn, namespace).map_err(query_error)? else {
             return Ok(false);
         };
-        Ok(read::repository_id(&mut conn, ns, name)
-            .map_err(query_error)?
-            .is_some())
+        Ok(read::repository_id(&mut conn, ns, name).map_err(query_error)?.is_some())
     }
 
     fn ping(&self) -> Result<(), StoreError> {
@@ -376,10 +319,6 @@ impl LogStore for DieselStore {
 
     fn pool_state(&self) -> PoolState {
         let state = self.inner.pool.state();
-        PoolState {
-            connections: state.connections,
-            idle: state.idle_connections,
-            max_size: self.inner.pool.max_size(),
-        }
+        PoolState { connections: state.connections, idle: state.idle_connections, max_size: self.inner.pool.max_size() }
     }
 }

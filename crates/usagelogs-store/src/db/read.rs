@@ -53,15 +53,12 @@ pub(crate) fn resolve(
     };
     let performer_id = match &query.performer {
         None => None,
-        Some(p) => match performers::table
-            .filter(performers::name.eq(p))
-            .select(performers::id)
-            .first(conn)
-            .optional()?
-        {
-            Some(id) => Some(id),
-            None => return Ok(None),
-        },
+        Some(p) => {
+            match performers::table.filter(performers::name.eq(p)).select(performers::id).first(conn).optional()? {
+                Some(id) => Some(id),
+                None => return Ok(None),
+            }
+        }
     };
     let filter = &query.kinds;
     let mut names: Vec<&str> = filter.exclude.iter().map(String::as_str).collect();
@@ -74,11 +71,7 @@ pub(crate) fn resolve(
         let known = kind_ids(conn, &names)?;
         match &filter.include {
             Some(_) => {
-                let ids: Vec<i64> = known
-                    .iter()
-                    .filter(|(n, _)| filter.admits(n))
-                    .map(|(_, id)| *id)
-                    .collect();
+                let ids: Vec<i64> = known.iter().filter(|(n, _)| filter.admits(n)).map(|(_, id)| *id).collect();
                 if ids.is_empty() {
                     return Ok(None);
                 }
@@ -100,18 +93,10 @@ pub(crate) fn resolve(
 }
 
 pub(crate) fn namespace_id(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<i64>> {
-    namespaces::table
-        .filter(namespaces::name.eq(name))
-        .select(namespaces::id)
-        .first(conn)
-        .optional()
+    namespaces::table.filter(namespaces::name.eq(name)).select(namespaces::id).first(conn).optional()
 }
 
-pub(crate) fn repository_id(
-    conn: &mut AnyConnection,
-    namespace_id: i64,
-    name: &str,
-) -> QueryResult<Option<i64>> {
+pub(crate) fn repository_id(conn: &mut AnyConnection, namespace_id: i64, name: &str) -> QueryResult<Option<i64>> {
     repositories::table
         .filter(repositories::namespace_id.eq(namespace_id))
         .filter(repositories::name.eq(name))
@@ -134,6 +119,8 @@ macro_rules! scoped {
         }
         match &r.kinds {
             KindIds::All => {}
+            // One kind: a plain `=` lets the (scope, kind, datetime, id) index give the order.
+            KindIds::Only(ids) if ids.len() == 1 => q = q.filter(log_entries::kind_id.eq(ids[0])),
             KindIds::Only(ids) => q = q.filter(log_entries::kind_id.eq_any(ids.clone())),
             KindIds::Except(ids) => q = q.filter(log_entries::kind_id.ne_all(ids.clone())),
         }
@@ -151,16 +138,7 @@ pub(crate) enum Order {
 }
 
 /// A row read back: id, kind id, repository, performer, performer e-mail, ip, metadata, time.
-pub(crate) type Row = (
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Json,
-    Micros,
-);
+pub(crate) type Row = (i64, i64, Option<String>, Option<String>, Option<String>, Option<String>, Json, Micros);
 
 /// Up to `limit` rows of `r` strictly after `after` in `order`.
 pub(crate) fn rows(
@@ -185,9 +163,7 @@ pub(crate) fn rows(
         ))
         .into_boxed::<MultiBackend>();
     let mut q = scoped!(query, r);
-    q = q
-        .filter(log_entries::datetime.ge(r.lo))
-        .filter(log_entries::datetime.lt(r.hi));
+    q = q.filter(log_entries::datetime.ge(r.lo)).filter(log_entries::datetime.lt(r.hi));
     if let Some(c) = after {
         // A cursor finer than a microsecond (not from a stored entry) still means "strictly
         // after this instant": no stored time equals it.
@@ -199,16 +175,12 @@ pub(crate) fn rows(
         // `datetime <= t AND (datetime < t OR id < cursor)`: the first term bounds the index
         // range, the second settles ties on `t`.
         q = match order {
-            Order::Desc => q.filter(
-                log_entries::datetime
-                    .le(t)
-                    .and(log_entries::datetime.lt(t).or(log_entries::id.lt(id))),
-            ),
-            Order::Asc => q.filter(
-                log_entries::datetime
-                    .ge(t)
-                    .and(log_entries::datetime.gt(t).or(log_entries::id.gt(id))),
-            ),
+            Order::Desc => {
+                q.filter(log_entries::datetime.le(t).and(log_entries::datetime.lt(t).or(log_entries::id.lt(id))))
+            }
+            Order::Asc => {
+                q.filter(log_entries::datetime.ge(t).and(log_entries::datetime.gt(t).or(log_entries::id.gt(id))))
+            }
         };
     }
     q = match order {
@@ -219,43 +191,28 @@ pub(crate) fn rows(
 }
 
 /// Counts per kind id of the entries of `r` with `from <= datetime < to`.
-fn count_entries(
-    conn: &mut AnyConnection,
-    r: &Resolved,
-    from: Micros,
-    to: Micros,
-) -> QueryResult<Vec<(i64, i64)>> {
+fn count_entries(conn: &mut AnyConnection, r: &Resolved, from: Micros, to: Micros) -> QueryResult<Vec<(i64, i64)>> {
     let query = log_entries::table
         .group_by(log_entries::kind_id)
         .select((log_entries::kind_id, count_star()))
         .into_boxed::<MultiBackend>();
     let q = scoped!(query, r);
-    q.filter(log_entries::datetime.ge(from))
-        .filter(log_entries::datetime.lt(to))
-        .load(conn)
+    q.filter(log_entries::datetime.ge(from)).filter(log_entries::datetime.lt(to)).load(conn)
 }
 
 /// Rollup rows of `r` for the days `from <= day < to`: (day, kind id, count).
-fn rollup_counts(
-    conn: &mut AnyConnection,
-    r: &Resolved,
-    from: Date,
-    to: Date,
-) -> QueryResult<Vec<(Date, i64, i64)>> {
+fn rollup_counts(conn: &mut AnyConnection, r: &Resolved, from: Date, to: Date) -> QueryResult<Vec<(Date, i64, i64)>> {
     let mut q = daily_counts::table
         .filter(daily_counts::namespace_id.eq(r.namespace_id))
         .filter(daily_counts::repository_id.eq(r.repository_id.unwrap_or(0)))
         .filter(daily_counts::performer_id.eq(r.performer_id.unwrap_or(0)))
         .filter(daily_counts::day.ge(from))
         .filter(daily_counts::day.lt(to))
-        .select((
-            daily_counts::day,
-            daily_counts::kind_id,
-            daily_counts::count,
-        ))
+        .select((daily_counts::day, daily_counts::kind_id, daily_counts::count))
         .into_boxed::<MultiBackend>();
     match &r.kinds {
         KindIds::All => {}
+        KindIds::Only(ids) if ids.len() == 1 => q = q.filter(daily_counts::kind_id.eq(ids[0])),
         KindIds::Only(ids) => q = q.filter(daily_counts::kind_id.eq_any(ids.clone())),
         KindIds::Except(ids) => q = q.filter(daily_counts::kind_id.ne_all(ids.clone())),
     }
@@ -266,24 +223,17 @@ fn midnight(d: Date) -> OffsetDateTime {
     d.with_time(Time::MIDNIGHT).assume_utc()
 }
 
+/// A partial day: the day, and the part `[from, to)` of it inside the window.
+pub(crate) type Piece = (Date, OffsetDateTime, OffsetDateTime);
+
 /// Splits `[lo, hi)` into the whole UTC days inside it and the partial days at its edges.
-/// Returns the partial pieces `(day, from, to)` and the whole days `[first, end)`.
-pub(crate) fn split_days(
-    lo: OffsetDateTime,
-    hi: OffsetDateTime,
-) -> (
-    Vec<(Date, OffsetDateTime, OffsetDateTime)>,
-    Option<(Date, Date)>,
-) {
+/// Returns the partial pieces and the whole days `[first, end)`.
+pub(crate) fn split_days(lo: OffsetDateTime, hi: OffsetDateTime) -> (Vec<Piece>, Option<(Date, Date)>) {
     let mut pieces = Vec::new();
     if lo >= hi {
         return (pieces, None);
     }
-    let head_end = if lo == midnight(lo.date()) {
-        lo
-    } else {
-        hi.min(midnight(lo.date()) + Duration::DAY)
-    };
+    let head_end = if lo == midnight(lo.date()) { lo } else { hi.min(midnight(lo.date()) + Duration::DAY) };
     if lo < head_end {
         pieces.push((lo.date(), lo, head_end));
     }
@@ -296,10 +246,7 @@ pub(crate) fn split_days(
 }
 
 /// Counts per (day, kind id) of `r`: whole days from the rollup, partial days from entries.
-pub(crate) fn daily_counts(
-    conn: &mut AnyConnection,
-    r: &Resolved,
-) -> QueryResult<Vec<(Date, i64, i64)>> {
+pub(crate) fn daily_counts(conn: &mut AnyConnection, r: &Resolved) -> QueryResult<Vec<(Date, i64, i64)>> {
     let (mut pieces, whole) = split_days(r.lo.get(), r.hi.get());
     let mut out = Vec::new();
     if let Some((first, end)) = whole {
@@ -330,54 +277,26 @@ mod tests {
     fn day_splits() {
         let d1 = date!(2024 - 02 - 28);
         // Inside one day.
-        let (p, w) = split_days(
-            datetime!(2024-02-28 10:00 UTC),
-            datetime!(2024-02-28 15:00 UTC),
-        );
-        assert_eq!(
-            p,
-            vec![(
-                d1,
-                datetime!(2024-02-28 10:00 UTC),
-                datetime!(2024-02-28 15:00 UTC)
-            )]
-        );
+        let (p, w) = split_days(datetime!(2024-02-28 10:00 UTC), datetime!(2024-02-28 15:00 UTC));
+        assert_eq!(p, vec![(d1, datetime!(2024-02-28 10:00 UTC), datetime!(2024-02-28 15:00 UTC))]);
         assert_eq!(w, None);
         // Across one midnight.
-        let (p, w) = split_days(
-            datetime!(2024-02-28 10:00 UTC),
-            datetime!(2024-02-29 05:00 UTC),
-        );
+        let (p, w) = split_days(datetime!(2024-02-28 10:00 UTC), datetime!(2024-02-29 05:00 UTC));
         assert_eq!(p.len(), 2);
         assert_eq!(p[1].0, date!(2024 - 02 - 29));
         assert_eq!(w, None);
         // Aligned.
-        let (p, w) = split_days(
-            datetime!(2024-02-28 00:00 UTC),
-            datetime!(2024-03-01 00:00 UTC),
-        );
+        let (p, w) = split_days(datetime!(2024-02-28 00:00 UTC), datetime!(2024-03-01 00:00 UTC));
         assert!(p.is_empty());
         assert_eq!(w, Some((d1, date!(2024 - 03 - 01))));
         // Both edges partial, whole days between.
-        let (p, w) = split_days(
-            datetime!(2023-12-30 12:00 UTC),
-            datetime!(2024-01-02 00:00:00.000001 UTC),
-        );
+        let (p, w) = split_days(datetime!(2023-12-30 12:00 UTC), datetime!(2024-01-02 00:00:00.000001 UTC));
         assert_eq!(p.len(), 2);
         assert_eq!(w, Some((date!(2023 - 12 - 31), date!(2024 - 01 - 02))));
         // Empty.
-        assert_eq!(
-            split_days(
-                datetime!(2024-02-28 10:00 UTC),
-                datetime!(2024-02-28 10:00 UTC)
-            ),
-            (vec![], None)
-        );
+        assert_eq!(split_days(datetime!(2024-02-28 10:00 UTC), datetime!(2024-02-28 10:00 UTC)), (vec![], None));
         // Start partial, end at midnight.
-        let (p, w) = split_days(
-            datetime!(2024-02-28 10:00 UTC),
-            datetime!(2024-02-29 00:00 UTC),
-        );
+        let (p, w) = split_days(datetime!(2024-02-28 10:00 UTC), datetime!(2024-02-29 00:00 UTC));
         assert_eq!(p.len(), 1);
         assert_eq!(w, None);
     }

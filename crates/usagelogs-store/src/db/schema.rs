@@ -63,11 +63,4 @@ diesel::table! {
 diesel::joinable!(log_entries -> repositories (repository_id));
 diesel::joinable!(log_entries -> performers (performer_id));
 diesel::joinable!(log_entries -> kinds (kind_id));
-diesel::allow_tables_to_appear_in_same_query!(
-    namespaces,
-    repositories,
-    performers,
-    kinds,
-    log_entries,
-    daily_counts
-);
+diesel::allow_tables_to_appear_in_same_query!(namespaces, repositories, performers, kinds, log_entries, daily_counts);

@@ -48,11 +48,7 @@ impl Micros {
     pub fn ceil(t: OffsetDateTime) -> Self {
         let nanos = t.unix_timestamp_nanos();
         let floor = nanos.div_euclid(NANOS_PER_MICRO) * NANOS_PER_MICRO;
-        Self::from_nanos(if floor == nanos {
-            floor
-        } else {
-            floor + NANOS_PER_MICRO
-        })
+        Self::from_nanos(if floor == nanos { floor } else { floor + NANOS_PER_MICRO })
     }
 
     /// Whether `t` is already exact to the microsecond.
@@ -116,9 +112,7 @@ impl HasSqlType<UtcMicros> for MultiBackend {
 }
 
 impl FromSql<UtcMicros, MultiBackend> for Micros {
-    fn from_sql(
-        bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
-    ) -> deserialize::Result<Self> {
+    fn from_sql(bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         bytes.from_sql::<Micros, UtcMicros>()
     }
 }
@@ -163,9 +157,7 @@ impl HasSqlType<JsonObject> for MultiBackend {
 }
 
 impl FromSql<JsonObject, MultiBackend> for Json {
-    fn from_sql(
-        bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>,
-    ) -> deserialize::Result<Self> {
+    fn from_sql(bytes: <MultiBackend as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         bytes.from_sql::<Json, JsonObject>()
     }
 }
@@ -195,5 +187,32 @@ impl ToSql<JsonObject, MultiBackend> for JsonText {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, MultiBackend>) -> serialize::Result {
         out.set_value((JsonObject, self));
         Ok(IsNull::No)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Micros;
+    use time::Duration;
+    use time::macros::datetime;
+
+    #[test]
+    fn rounding_to_the_microsecond() {
+        let t = datetime!(2024-02-29 23:59:59.999999 UTC);
+        assert!(Micros::is_exact(t));
+        assert_eq!(Micros::floor(t).get(), t);
+        assert_eq!(Micros::ceil(t).get(), t);
+        let between = t + Duration::nanoseconds(1);
+        assert!(!Micros::is_exact(between));
+        assert_eq!(Micros::floor(between).get(), t);
+        assert_eq!(Micros::ceil(between).get(), datetime!(2024-03-01 00:00 UTC));
+        // Before the epoch, floor still rounds down.
+        let old = datetime!(1969-12-31 23:59:59.9999995 UTC);
+        assert_eq!(Micros::floor(old).get(), datetime!(1969-12-31 23:59:59.999999 UTC));
+        assert_eq!(Micros::floor(old).unix_micros(), -1);
+        // Offsets are normalised to UTC.
+        let local = datetime!(2024-03-01 01:30 +02:00);
+        assert_eq!(Micros::floor(local).get(), datetime!(2024-02-29 23:30 UTC));
+        assert_eq!(Micros::floor(local).get().offset(), time::UtcOffset::UTC);
     }
 }

@@ -43,15 +43,10 @@ impl<'a> Plan<'a> {
         };
         for e in entries {
             let t = Micros::floor(e.datetime);
-            plan.rows.push((
-                t,
-                t.get().date(),
-                JsonText(serde_json::to_string(&e.metadata)?),
-            ));
+            plan.rows.push((t, t.get().date(), JsonText(serde_json::to_string(&e.metadata)?)));
             plan.namespaces.insert(e.namespace.as_str());
             if let Some(repo) = &e.repository {
-                plan.repositories
-                    .insert((e.namespace.as_str(), repo.as_str()));
+                plan.repositories.insert((e.namespace.as_str(), repo.as_str()));
             }
             if let Some(p) = &e.performer {
                 let email = plan.performers.entry(p.as_str()).or_default();
@@ -100,22 +95,48 @@ pub(crate) fn rollup(plan: &Plan<'_>, ids: &Ids) -> Option<BTreeMap<RollupKey, i
 /// same for both dialects; only the connection type differs, so statements Diesel cannot run
 /// through [`AnyConnection`](super::conn::AnyConnection) (multi-row inserts, `ON CONFLICT`)
 /// type-check against each dialect.
+/// An entry row to insert.
+#[derive(Debug, diesel::Insertable)]
+#[diesel(table_name = crate::db::schema::log_entries)]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct NewRow<'a> {
+    namespace_id: i64,
+    repository_id: Option<i64>,
+    performer_id: Option<i64>,
+    kind_id: i64,
+    datetime: Micros,
+    ip: Option<&'a str>,
+    metadata: &'a JsonText,
+}
+
+/// SQLite: multi-row `INSERT`s.
+fn insert_entries_sqlite(c: &mut diesel::SqliteConnection, rows: &[NewRow<'_>]) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    for chunk in rows.chunks(ENTRY_CHUNK) {
+        diesel::insert_into(crate::db::schema::log_entries::table).values(chunk).execute(c)?;
+    }
+    Ok(())
+}
+
+/// PostgreSQL: one binary `COPY … FROM STDIN`, the fastest way in.
+fn insert_entries_pg(c: &mut diesel::PgConnection, rows: &[NewRow<'_>]) -> diesel::QueryResult<()> {
+    use diesel::ExecuteCopyFromDsl;
+    diesel::copy_from(crate::db::schema::log_entries::table).from_insertable(rows).execute(c)?;
+    Ok(())
+}
+
 macro_rules! writer {
-    ($module:ident, $conn:ty) => {
+    ($module:ident, $conn:ty, $insert_entries:ident) => {
         pub(crate) mod $module {
             use super::*;
-            use crate::db::schema::{
-                daily_counts, kinds, log_entries, namespaces, performers, repositories,
-            };
+            use crate::db::schema::{daily_counts, kinds, namespaces, performers, repositories};
             use diesel::prelude::*;
             use diesel::upsert::excluded;
 
             type Conn = $conn;
+            use super::$insert_entries as insert_entries;
 
-            fn namespace_ids(
-                c: &mut Conn,
-                names: &BTreeSet<&str>,
-            ) -> QueryResult<HashMap<String, i64>> {
+            fn namespace_ids(c: &mut Conn, names: &BTreeSet<&str>) -> QueryResult<HashMap<String, i64>> {
                 let names: Vec<&str> = names.iter().copied().collect();
                 let mut found = HashMap::with_capacity(names.len());
                 for chunk in names.chunks(NAME_CHUNK) {
@@ -127,17 +148,10 @@ macro_rules! writer {
                     };
                     let mut rows = select(c)?;
                     if rows.len() < chunk.len() {
-                        let present: BTreeSet<&str> =
-                            rows.iter().map(|(_, n)| n.as_str()).collect();
-                        let values: Vec<_> = chunk
-                            .iter()
-                            .filter(|n| !present.contains(**n))
-                            .map(|n| namespaces::name.eq(*n))
-                            .collect();
-                        diesel::insert_into(namespaces::table)
-                            .values(&values)
-                            .on_conflict_do_nothing()
-                            .execute(c)?;
+                        let present: BTreeSet<&str> = rows.iter().map(|(_, n)| n.as_str()).collect();
+                        let values: Vec<_> =
+                            chunk.iter().filter(|n| !present.contains(**n)).map(|n| namespaces::name.eq(*n)).collect();
+                        diesel::insert_into(namespaces::table).values(&values).on_conflict_do_nothing().execute(c)?;
                         rows = select(c)?;
                     }
                     found.extend(rows.into_iter().map(|(id, name)| (name, id)));
@@ -150,25 +164,14 @@ macro_rules! writer {
                 names: &BTreeSet<&str>,
                 known: &HashMap<String, i64>,
             ) -> QueryResult<HashMap<String, i64>> {
-                let mut found: HashMap<String, i64> = names
-                    .iter()
-                    .filter_map(|n| known.get(*n).map(|id| ((*n).to_owned(), *id)))
-                    .collect();
-                let missing: Vec<&str> = names
-                    .iter()
-                    .copied()
-                    .filter(|n| !found.contains_key(*n))
-                    .collect();
+                let mut found: HashMap<String, i64> =
+                    names.iter().filter_map(|n| known.get(*n).map(|id| ((*n).to_owned(), *id))).collect();
+                let missing: Vec<&str> = names.iter().copied().filter(|n| !found.contains_key(*n)).collect();
                 for chunk in missing.chunks(NAME_CHUNK) {
                     let values: Vec<_> = chunk.iter().map(|n| kinds::name.eq(*n)).collect();
-                    diesel::insert_into(kinds::table)
-                        .values(&values)
-                        .on_conflict_do_nothing()
-                        .execute(c)?;
-                    let rows: Vec<(i64, String)> = kinds::table
-                        .filter(kinds::name.eq_any(chunk))
-                        .select((kinds::id, kinds::name))
-                        .load(c)?;
+                    diesel::insert_into(kinds::table).values(&values).on_conflict_do_nothing().execute(c)?;
+                    let rows: Vec<(i64, String)> =
+                        kinds::table.filter(kinds::name.eq_any(chunk)).select((kinds::id, kinds::name)).load(c)?;
                     found.extend(rows.into_iter().map(|(id, name)| (name, id)));
                 }
                 Ok(found)
@@ -202,29 +205,20 @@ macro_rules! writer {
                             let values: Vec<_> = chunk
                                 .iter()
                                 .filter(|n| !found.contains_key(&(*ns, (**n).to_owned())))
-                                .map(|n| {
-                                    (
-                                        repositories::namespace_id.eq(*ns),
-                                        repositories::name.eq(*n),
-                                    )
-                                })
+                                .map(|n| (repositories::namespace_id.eq(*ns), repositories::name.eq(*n)))
                                 .collect();
                             diesel::insert_into(repositories::table)
                                 .values(&values)
                                 .on_conflict_do_nothing()
                                 .execute(c)?;
-                            found
-                                .extend(select(c)?.into_iter().map(|(id, name)| ((*ns, name), id)));
+                            found.extend(select(c)?.into_iter().map(|(id, name)| ((*ns, name), id)));
                         }
                     }
                 }
                 Ok(found)
             }
 
-            fn performer_ids(
-                c: &mut Conn,
-                wanted: &BTreeMap<&str, Option<&str>>,
-            ) -> QueryResult<HashMap<String, i64>> {
+            fn performer_ids(c: &mut Conn, wanted: &BTreeMap<&str, Option<&str>>) -> QueryResult<HashMap<String, i64>> {
                 let names: Vec<&str> = wanted.keys().copied().collect();
                 let mut found = HashMap::with_capacity(names.len());
                 let mut emails: BTreeMap<i64, &str> = BTreeMap::new();
@@ -237,17 +231,10 @@ macro_rules! writer {
                     };
                     let mut rows = select(c)?;
                     if rows.len() < chunk.len() {
-                        let present: BTreeSet<&str> =
-                            rows.iter().map(|(_, n, _)| n.as_str()).collect();
-                        let values: Vec<_> = chunk
-                            .iter()
-                            .filter(|n| !present.contains(**n))
-                            .map(|n| performers::name.eq(*n))
-                            .collect();
-                        diesel::insert_into(performers::table)
-                            .values(&values)
-                            .on_conflict_do_nothing()
-                            .execute(c)?;
+                        let present: BTreeSet<&str> = rows.iter().map(|(_, n, _)| n.as_str()).collect();
+                        let values: Vec<_> =
+                            chunk.iter().filter(|n| !present.contains(**n)).map(|n| performers::name.eq(*n)).collect();
+                        diesel::insert_into(performers::table).values(&values).on_conflict_do_nothing().execute(c)?;
                         rows = select(c)?;
                     }
                     for (id, name, stored) in rows {
@@ -261,24 +248,9 @@ macro_rules! writer {
                 }
                 // The latest e-mail wins; ids ascending, as every writer locks them.
                 for (id, email) in emails {
-                    diesel::update(performers::table.find(id))
-                        .set(performers::email.eq(email))
-                        .execute(c)?;
+                    diesel::update(performers::table.find(id)).set(performers::email.eq(email)).execute(c)?;
                 }
                 Ok(found)
-            }
-
-            #[derive(Insertable)]
-            #[diesel(table_name = log_entries)]
-            #[diesel(treat_none_as_default_value = false)]
-            struct NewRow<'a> {
-                namespace_id: i64,
-                repository_id: Option<i64>,
-                performer_id: Option<i64>,
-                kind_id: i64,
-                datetime: Micros,
-                ip: Option<&'a str>,
-                metadata: &'a JsonText,
             }
 
             #[derive(Insertable)]
@@ -294,11 +266,7 @@ macro_rules! writer {
             }
 
             /// Writes the batch; the caller holds the transaction. Returns the ids of the kinds.
-            pub(crate) fn write(
-                c: &mut Conn,
-                plan: &Plan<'_>,
-                known_kinds: &HashMap<String, i64>,
-            ) -> QueryResult<Ids> {
+            pub(crate) fn write(c: &mut Conn, plan: &Plan<'_>, known_kinds: &HashMap<String, i64>) -> QueryResult<Ids> {
                 let mut ids = Ids::default();
                 ids.namespaces = namespace_ids(c, &plan.namespaces)?;
                 ids.repositories = repository_ids(c, &plan.repositories, &ids.namespaces)?;
@@ -308,18 +276,11 @@ macro_rules! writer {
                 let missing = || diesel::result::Error::NotFound;
                 let mut rows = Vec::with_capacity(plan.entries.len());
                 for (e, (t, _, json)) in plan.entries.iter().zip(&plan.rows) {
-                    let ns = *ids
-                        .namespaces
-                        .get(e.namespace.as_str())
-                        .ok_or_else(missing)?;
+                    let ns = *ids.namespaces.get(e.namespace.as_str()).ok_or_else(missing)?;
                     rows.push(NewRow {
                         namespace_id: ns,
                         repository_id: match &e.repository {
-                            Some(r) => Some(
-                                *ids.repositories
-                                    .get(&(ns, r.as_str().to_owned()))
-                                    .ok_or_else(missing)?,
-                            ),
+                            Some(r) => Some(*ids.repositories.get(&(ns, r.as_str().to_owned())).ok_or_else(missing)?),
                             None => None,
                         },
                         performer_id: match &e.performer {
@@ -332,27 +293,19 @@ macro_rules! writer {
                         metadata: json,
                     });
                 }
-                for chunk in rows.chunks(ENTRY_CHUNK) {
-                    diesel::insert_into(log_entries::table)
-                        .values(chunk)
-                        .execute(c)?;
-                }
+                insert_entries(c, &rows)?;
 
                 let counts = rollup(plan, &ids).ok_or_else(missing)?;
                 let counts: Vec<RollupRow> = counts
                     .into_iter()
-                    .map(
-                        |((namespace_id, repository_id, performer_id, day, kind_id), count)| {
-                            RollupRow {
-                                namespace_id,
-                                repository_id,
-                                performer_id,
-                                day,
-                                kind_id,
-                                count,
-                            }
-                        },
-                    )
+                    .map(|((namespace_id, repository_id, performer_id, day, kind_id), count)| RollupRow {
+                        namespace_id,
+                        repository_id,
+                        performer_id,
+                        day,
+                        kind_id,
+                        count,
+                    })
                     .collect();
                 for chunk in counts.chunks(ROLLUP_CHUNK) {
                     diesel::insert_into(daily_counts::table)
@@ -365,10 +318,7 @@ macro_rules! writer {
                             daily_counts::kind_id,
                         ))
                         .do_update()
-                        .set(
-                            daily_counts::count
-                                .eq(daily_counts::count + excluded(daily_counts::count)),
-                        )
+                        .set(daily_counts::count.eq(daily_counts::count + excluded(daily_counts::count)))
                         .execute(c)?;
                 }
                 Ok(ids)
@@ -377,5 +327,5 @@ macro_rules! writer {
     };
 }
 
-writer!(sqlite, diesel::SqliteConnection);
-writer!(pg, diesel::PgConnection);
+writer!(sqlite, diesel::SqliteConnection, insert_entries_sqlite);
+writer!(pg, diesel::PgConnection, insert_entries_pg);

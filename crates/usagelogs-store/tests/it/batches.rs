@@ -5,19 +5,13 @@ use time::macros::datetime;
 use usagelogs_store::testing::test_database;
 use usagelogs_store::{Backend, KindFilter, LogQuery, LogScope, LogStore, StoreError};
 
-both_backends!(
-    failed_batch_stores_nothing,
-    kinds_are_seeded_and_registered,
-    existence_and_health
-);
+both_backends!(failed_batch_stores_nothing, kinds_are_seeded_and_registered, existence_and_health);
 
 fn failed_batch_stores_nothing(backend: Backend) {
     let db = test_database(backend);
     let store = db.store();
     let t = datetime!(2024-03-05 13:07:09 UTC);
-    store
-        .insert_batch(&[entry(0, "acme", Some("web"), Some("alice"), "push_repo", t)])
-        .unwrap();
+    store.insert_batch(&[entry(0, "acme", Some("web"), Some("alice"), "push_repo", t)]).unwrap();
     let acme = LogQuery {
         scope: LogScope::Namespace("acme".into()),
         window: everything(),
@@ -31,14 +25,7 @@ fn failed_batch_stores_nothing(backend: Backend) {
     // namespace, and last one entry the database refuses: an ip longer than 255 characters
     // (the column's CHECK on both dialects).
     let mut batch = vec![
-        entry(
-            1,
-            "fresh",
-            Some("newrepo"),
-            Some("carol"),
-            "brand_new_kind",
-            t,
-        ),
+        entry(1, "fresh", Some("newrepo"), Some("carol"), "brand_new_kind", t),
         entry(2, "acme", Some("web"), Some("alice"), "push_repo", t),
         entry(3, "acme", Some("other"), None, "pull_repo", t),
     ];
@@ -55,10 +42,7 @@ fn failed_batch_stores_nothing(backend: Backend) {
     assert_eq!(store.kinds().unwrap(), kinds_before);
     assert_eq!(store.aggregate(&acme).unwrap(), counts_before);
     assert_eq!(store.list(&acme, None, 10).unwrap().entries.len(), 1);
-    let carol = LogQuery {
-        performer: Some("carol".into()),
-        ..acme.clone()
-    };
+    let carol = LogQuery { performer: Some("carol".into()), ..acme.clone() };
     assert!(store.list(&carol, None, 10).unwrap().entries.is_empty());
 
     // Without the bad entry, the same batch goes in whole.
@@ -66,14 +50,8 @@ fn failed_batch_stores_nothing(backend: Backend) {
     assert_eq!(store.insert_batch(&batch).unwrap(), 3);
     assert!(store.namespace_exists("fresh").unwrap());
     assert_eq!(store.list(&acme, None, 10).unwrap().entries.len(), 3);
-    assert_eq!(
-        store.kinds().unwrap().last().map(String::as_str),
-        Some("brand_new_kind")
-    );
-    let fresh = LogQuery {
-        scope: LogScope::Namespace("fresh".into()),
-        ..acme
-    };
+    assert_eq!(store.kinds().unwrap().last().map(String::as_str), Some("brand_new_kind"));
+    let fresh = LogQuery { scope: LogScope::Namespace("fresh".into()), ..acme };
     let e = &store.list(&fresh, None, 10).unwrap().entries[0];
     assert_eq!(e.performer_email.as_deref(), Some("carol@example.com"));
     assert_eq!(e.kind, "brand_new_kind");
@@ -94,20 +72,14 @@ fn kinds_are_seeded_and_registered(backend: Backend) {
     let kinds = store.kinds().unwrap();
     assert_eq!(kinds.len(), 148);
     // Both registered; the second batch reuses them.
-    assert!(
-        kinds[146..].contains(&"zeta_kind".to_owned())
-            && kinds[146..].contains(&"alpha_kind".to_owned())
-    );
+    assert!(kinds[146..].contains(&"zeta_kind".to_owned()) && kinds[146..].contains(&"alpha_kind".to_owned()));
     store.insert_batch(&batch).unwrap();
     assert_eq!(store.kinds().unwrap().len(), 148);
     let q = LogQuery {
         scope: LogScope::Namespace("acme".into()),
         window: everything(),
         performer: None,
-        kinds: KindFilter {
-            include: Some(vec!["zeta_kind".into()]),
-            exclude: vec![],
-        },
+        kinds: KindFilter { include: Some(vec!["zeta_kind".into()]), exclude: vec![] },
     };
     assert_eq!(store.list(&q, None, 10).unwrap().entries.len(), 4);
     // A second store on the same database learns kinds registered by the first.
@@ -124,24 +96,14 @@ fn existence_and_health(backend: Backend) {
     assert!(!store.namespace_exists("acme").unwrap());
     assert_eq!(store.insert_batch(&[]).unwrap(), 0);
     store
-        .insert_batch(&[entry(
-            0,
-            "acme",
-            Some("team/web"),
-            None,
-            "push_repo",
-            datetime!(2024-03-05 13:07:09 UTC),
-        )])
+        .insert_batch(&[entry(0, "acme", Some("team/web"), None, "push_repo", datetime!(2024-03-05 13:07:09 UTC))])
         .unwrap();
     assert!(store.namespace_exists("acme").unwrap());
     assert!(store.repository_exists("acme", "team/web").unwrap());
     assert!(!store.repository_exists("acme", "team").unwrap());
     assert!(!store.repository_exists("beta", "team/web").unwrap());
     let state = store.pool_state();
-    assert_eq!(
-        state.max_size,
-        usagelogs_store::testing::test_options().max_connections
-    );
+    assert_eq!(state.max_size, usagelogs_store::testing::test_options().max_connections);
     assert!(state.connections >= 1 && state.idle <= state.connections);
     let clone = store.clone();
     assert!(format!("{clone:?}").contains("DieselStore"));

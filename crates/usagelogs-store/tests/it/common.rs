@@ -40,13 +40,7 @@ pub fn seq(e: &LogEntry) -> usize {
 pub const NAMESPACES: [&str; 2] = ["acme", "beta"];
 pub const REPOS: [Option<&str>; 4] = [None, Some("web"), Some("api"), Some("team/db")];
 pub const PERFORMERS: [Option<&str>; 4] = [None, Some("alice"), Some("bob"), Some("acme+deployer")];
-pub const KINDS: [&str; 5] = [
-    "push_repo",
-    "pull_repo",
-    "create_tag",
-    "delete_tag",
-    "custom_audit",
-];
+pub const KINDS: [&str; 5] = ["push_repo", "pull_repo", "create_tag", "delete_tag", "custom_audit"];
 
 /// `n` entries with heavy timestamp ties: times are drawn from `instants` distinct microseconds
 /// spread over three days around a month and year boundary.
@@ -87,25 +81,17 @@ pub fn matches(q: &LogQuery, e: &NewLogEntry) -> bool {
     let scope = match &q.scope {
         LogScope::Namespace(ns) => e.namespace.as_str() == ns,
         LogScope::Repository { namespace, name } => {
-            e.namespace.as_str() == namespace
-                && e.repository.as_ref().is_some_and(|r| r.as_str() == name)
+            e.namespace.as_str() == namespace && e.repository.as_ref().is_some_and(|r| r.as_str() == name)
         }
     };
-    let performer = q
-        .performer
-        .as_ref()
-        .is_none_or(|p| e.performer.as_ref().is_some_and(|ep| ep.as_str() == p));
+    let performer = q.performer.as_ref().is_none_or(|p| e.performer.as_ref().is_some_and(|ep| ep.as_str() == p));
     scope && performer && q.kinds.admits(e.kind.as_str()) && q.window.contains(e.datetime)
 }
 
 /// The expected listing: `seq`s of matching entries by (datetime desc, seq desc).
 pub fn expected_seqs(q: &LogQuery, entries: &[NewLogEntry]) -> Vec<usize> {
-    let mut m: Vec<(OffsetDateTime, usize)> = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| matches(q, e))
-        .map(|(i, e)| (e.datetime, i))
-        .collect();
+    let mut m: Vec<(OffsetDateTime, usize)> =
+        entries.iter().enumerate().filter(|(_, e)| matches(q, e)).map(|(i, e)| (e.datetime, i)).collect();
     m.sort_by(|a, b| b.cmp(a));
     m.into_iter().map(|(_, i)| i).collect()
 }
@@ -114,19 +100,14 @@ pub fn expected_seqs(q: &LogQuery, entries: &[NewLogEntry]) -> Vec<usize> {
 pub fn expected_counts(q: &LogQuery, entries: &[NewLogEntry]) -> BTreeMap<(Date, String), i64> {
     let mut out = BTreeMap::new();
     for e in entries.iter().filter(|e| matches(q, e)) {
-        *out.entry((e.datetime.date(), e.kind.as_str().to_owned()))
-            .or_insert(0) += 1;
+        *out.entry((e.datetime.date(), e.kind.as_str().to_owned())).or_insert(0) += 1;
     }
     out
 }
 
 /// Every page of `q`, checking the paging contract on the way: pages are full when `next` is
 /// set, `next` is the last entry's cursor, and no empty page follows.
-pub fn list_all(
-    store: &impl LogStore,
-    q: &LogQuery,
-    mut size: impl FnMut() -> usize,
-) -> Vec<LogEntry> {
+pub fn list_all(store: &impl LogStore, q: &LogQuery, mut size: impl FnMut() -> usize) -> Vec<LogEntry> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
@@ -135,11 +116,7 @@ pub fn list_all(
         assert!(page.entries.len() <= limit);
         match page.next {
             Some(c) => {
-                assert_eq!(
-                    page.entries.len(),
-                    limit,
-                    "a page with a next cursor must be full"
-                );
+                assert_eq!(page.entries.len(), limit, "a page with a next cursor must be full");
                 assert_eq!(Some(c), page.entries.last().map(Cursor::of));
                 after = Some(c);
                 out.extend(page.entries);
@@ -153,17 +130,11 @@ pub fn list_all(
 }
 
 /// Every export chunk of `q`, oldest first.
-pub fn export_all(
-    store: &impl LogStore,
-    q: &LogQuery,
-    mut size: impl FnMut() -> usize,
-) -> Vec<LogEntry> {
+pub fn export_all(store: &impl LogStore, q: &LogQuery, mut size: impl FnMut() -> usize) -> Vec<LogEntry> {
     let mut out: Vec<LogEntry> = Vec::new();
     loop {
         let limit = size();
-        let chunk = store
-            .export_chunk(q, out.last().map(Cursor::of), limit)
-            .unwrap();
+        let chunk = store.export_chunk(q, out.last().map(Cursor::of), limit).unwrap();
         assert!(chunk.len() <= limit);
         let done = chunk.len() < limit;
         out.extend(chunk);
@@ -176,43 +147,21 @@ pub fn export_all(
 /// Asserts strictly decreasing (datetime, id).
 pub fn assert_descending(entries: &[LogEntry]) {
     for w in entries.windows(2) {
-        assert!(
-            (w[0].datetime, w[0].id) > (w[1].datetime, w[1].id),
-            "order broken at {:?} / {:?}",
-            w[0],
-            w[1]
-        );
+        assert!((w[0].datetime, w[0].id) > (w[1].datetime, w[1].id), "order broken at {:?} / {:?}", w[0], w[1]);
     }
 }
 
 /// Every filter combination over `acme` and `acme/web`.
 pub fn all_queries(window: TimeWindow) -> Vec<LogQuery> {
-    let scopes = [
-        LogScope::Namespace("acme".into()),
-        LogScope::Repository {
-            namespace: "acme".into(),
-            name: "web".into(),
-        },
-    ];
+    let scopes =
+        [LogScope::Namespace("acme".into()), LogScope::Repository { namespace: "acme".into(), name: "web".into() }];
     let performers = [None, Some("alice"), Some("acme+deployer"), Some("nobody")];
     let kinds = [
         KindFilter::default(),
-        KindFilter {
-            include: Some(vec!["push_repo".into(), "custom_audit".into()]),
-            exclude: vec![],
-        },
-        KindFilter {
-            include: None,
-            exclude: vec!["push_repo".into(), "no_such_kind".into()],
-        },
-        KindFilter {
-            include: Some(vec!["push_repo".into(), "pull_repo".into()]),
-            exclude: vec!["pull_repo".into()],
-        },
-        KindFilter {
-            include: Some(vec!["no_such_kind".into()]),
-            exclude: vec![],
-        },
+        KindFilter { include: Some(vec!["push_repo".into(), "custom_audit".into()]), exclude: vec![] },
+        KindFilter { include: None, exclude: vec!["push_repo".into(), "no_such_kind".into()] },
+        KindFilter { include: Some(vec!["push_repo".into(), "pull_repo".into()]), exclude: vec!["pull_repo".into()] },
+        KindFilter { include: Some(vec!["no_such_kind".into()]), exclude: vec![] },
     ];
     let mut out = Vec::new();
     for scope in &scopes {
@@ -232,11 +181,8 @@ pub fn all_queries(window: TimeWindow) -> Vec<LogQuery> {
 
 /// The window covering every generated entry.
 pub fn everything() -> TimeWindow {
-    TimeWindow::new(
-        time::macros::datetime!(2023-01-01 00:00 UTC),
-        time::macros::datetime!(2025-01-01 00:00 UTC),
-    )
-    .unwrap()
+    TimeWindow::new(time::macros::datetime!(2023-01-01 00:00 UTC), time::macros::datetime!(2025-01-01 00:00 UTC))
+        .unwrap()
 }
 
 pub fn metadata_value(e: &LogEntry, key: &str) -> Option<Value> {

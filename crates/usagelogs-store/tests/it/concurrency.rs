@@ -30,14 +30,10 @@ fn eight_writers_lose_nothing(backend: Backend) {
                     for (i, e) in batch.iter_mut().enumerate() {
                         let n = (t * BATCHES + b) * BATCH + i;
                         e.metadata.insert("seq".into(), serde_json::json!(n));
-                        e.datetime = day0
-                            + Duration::microseconds(
-                                (n as i64 * 7_919_000_003) % (3 * 86_400_000_000),
-                            );
+                        e.datetime = day0 + Duration::microseconds((n as i64 * 7_919_000_003) % (3 * 86_400_000_000));
                         e.performer_email = Some(format!("{t}-{b}@example.com"));
                     }
-                    batch[0].repository =
-                        Some(usagelogs_core::names::RepoName::new(format!("r{}", b % 7)).unwrap());
+                    batch[0].repository = Some(usagelogs_core::names::RepoName::new(format!("r{}", b % 7)).unwrap());
                     store.insert_batch(&batch).unwrap();
                 }
             });
@@ -48,41 +44,24 @@ fn eight_writers_lose_nothing(backend: Backend) {
     let mut total = 0;
     let mut seqs = Vec::new();
     for ns in NAMESPACES {
-        let q = LogQuery {
-            scope: LogScope::Namespace(ns.into()),
-            window,
-            performer: None,
-            kinds: KindFilter::default(),
-        };
+        let q =
+            LogQuery { scope: LogScope::Namespace(ns.into()), window, performer: None, kinds: KindFilter::default() };
         let listed = export_all(&store, &q, || 5000);
         seqs.extend(listed.iter().map(seq));
         let mut from_list: BTreeMap<(Date, String), i64> = BTreeMap::new();
         for e in &listed {
-            *from_list
-                .entry((e.datetime.date(), e.kind.clone()))
-                .or_insert(0) += 1;
+            *from_list.entry((e.datetime.date(), e.kind.clone())).or_insert(0) += 1;
         }
-        let agg: BTreeMap<(Date, String), i64> = store
-            .aggregate(&q)
-            .unwrap()
-            .into_iter()
-            .map(|c| ((c.day, c.kind), c.count))
-            .collect();
+        let agg: BTreeMap<(Date, String), i64> =
+            store.aggregate(&q).unwrap().into_iter().map(|c| ((c.day, c.kind), c.count)).collect();
         assert_eq!(agg, from_list, "rollup of {ns}");
         total += agg.values().sum::<i64>();
 
         // Performer and repository rollups too.
-        for (performer, repo) in [
-            (Some("alice"), None),
-            (None, Some("web")),
-            (None, Some("r3")),
-        ] {
+        for (performer, repo) in [(Some("alice"), None), (None, Some("web")), (None, Some("r3"))] {
             let q = LogQuery {
                 scope: match repo {
-                    Some(r) => LogScope::Repository {
-                        namespace: ns.into(),
-                        name: r.into(),
-                    },
+                    Some(r) => LogScope::Repository { namespace: ns.into(), name: r.into() },
                     None => LogScope::Namespace(ns.into()),
                 },
                 performer: performer.map(str::to_owned),

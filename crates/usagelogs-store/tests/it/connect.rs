@@ -5,12 +5,7 @@ use usagelogs_store::{DieselStore, StoreError};
 
 #[test]
 fn unknown_scheme_is_invalid() {
-    for url in [
-        "mysql://root@localhost/logs",
-        "logs.db",
-        "sqlite:",
-        "http://example.com",
-    ] {
+    for url in ["mysql://root@localhost/logs", "logs.db", "sqlite:", "http://example.com"] {
         match DieselStore::connect(url, test_options()) {
             Err(StoreError::InvalidUrl(msg)) => {
                 assert!(msg.contains("sqlite://") || msg.contains("scheme"), "{msg}")
@@ -52,10 +47,7 @@ fn relative_sqlite_path_in_existing_folder_works() {
 fn unreachable_postgres_is_unavailable_with_the_real_message() {
     match DieselStore::connect("postgres://postgres@127.0.0.1:1/postgres", test_options()) {
         Err(StoreError::Unavailable(msg)) => {
-            assert!(
-                msg.contains("127.0.0.1") && msg.to_lowercase().contains("refused"),
-                "{msg}"
-            );
+            assert!(msg.contains("127.0.0.1") && msg.to_lowercase().contains("refused"), "{msg}");
         }
         other => panic!("{other:?}"),
     }

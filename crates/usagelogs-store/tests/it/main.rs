@@ -2,14 +2,15 @@
 //! PostgreSQL (a fresh database each), through `both_backends!`.
 
 /// Generates `mod sqlite` and `mod postgres`, each with one `#[test]` per named function of the
-/// enclosing module (`fn name(backend: Backend)`).
+/// enclosing module (`fn name(backend: Backend)`); attributes
+/// such as `#[ignore]` may precede a name.
 macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
         mod sqlite {
-            $(#[test] fn $name() { super::$name(usagelogs_store::Backend::Sqlite) })*
+            $(#[test] $(#[$attr])* fn $name() { super::$name(usagelogs_store::Backend::Sqlite) })*
         }
         mod postgres {
-            $(#[test] fn $name() { super::$name(usagelogs_store::Backend::Postgres) })*
+            $(#[test] $(#[$attr])* fn $name() { super::$name(usagelogs_store::Backend::Postgres) })*
         }
     };
 }
@@ -21,3 +22,4 @@ mod concurrency;
 mod connect;
 mod migrations;
 mod paging;
+mod throughput;

@@ -11,11 +11,7 @@ fn up_down_up(backend: Backend) {
     let db = test_database(backend);
     let applied = run_migrations(db.url()).unwrap();
     assert!(!applied.is_empty());
-    assert_eq!(
-        run_migrations(db.url()).unwrap(),
-        Vec::<String>::new(),
-        "nothing left to apply"
-    );
+    assert_eq!(run_migrations(db.url()).unwrap(), Vec::<String>::new(), "nothing left to apply");
     {
         let store = db.store();
         store
@@ -38,18 +34,8 @@ fn up_down_up(backend: Backend) {
     assert!(!store.namespace_exists("acme").unwrap());
     assert_eq!(store.kinds().unwrap().len(), usagelogs_core::KINDS.len());
     store
-        .insert_batch(&[entry(
-            0,
-            "acme",
-            Some("web"),
-            Some("alice"),
-            "push_repo",
-            datetime!(2024-03-05 13:07:09 UTC),
-        )])
+        .insert_batch(&[entry(0, "acme", Some("web"), Some("alice"), "push_repo", datetime!(2024-03-05 13:07:09 UTC))])
         .unwrap();
     assert!(store.repository_exists("acme", "web").unwrap());
-    assert_eq!(
-        DieselStore::revert_all_migrations(db.url()).unwrap().len(),
-        applied.len()
-    );
+    assert_eq!(DieselStore::revert_all_migrations(db.url()).unwrap().len(), applied.len());
 }

@@ -25,12 +25,16 @@ CREATE TABLE kinds (
     name TEXT NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 255)
 );
 
+-- The ids point into the tables above. As in Quay's logentry3, there are no foreign keys on
+-- this append-only table: the checks cost about as much as the insert itself, the only writer
+-- (insert_batch) takes the ids from those tables in the same transaction, and names are never
+-- deleted.
 CREATE TABLE log_entries (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    namespace_id  INTEGER NOT NULL REFERENCES namespaces (id),
-    repository_id INTEGER REFERENCES repositories (id),
-    performer_id  INTEGER REFERENCES performers (id),
-    kind_id       INTEGER NOT NULL REFERENCES kinds (id),
+    namespace_id  INTEGER NOT NULL,
+    repository_id INTEGER,
+    performer_id  INTEGER,
+    kind_id       INTEGER NOT NULL,
     datetime      INTEGER NOT NULL,
     ip            TEXT CHECK (ip IS NULL OR length(ip) <= 255),
     metadata      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata))
@@ -49,13 +53,13 @@ CREATE INDEX log_entries_repository_kind ON log_entries (repository_id, kind_id,
 -- Entries per (namespace, repository, performer, UTC day, kind), maintained in the transaction
 -- that inserts the entries. repository_id 0 = the whole namespace; performer_id 0 = anyone.
 -- Each entry counts in (ns, 0, 0), in (ns, 0, performer) when it has a performer and in
--- (ns, repository, 0) when it has a repository.
+-- (ns, repository, 0) when it has a repository. No foreign keys, as for log_entries (and 0 is no id).
 CREATE TABLE daily_counts (
-    namespace_id  INTEGER NOT NULL REFERENCES namespaces (id),
+    namespace_id  INTEGER NOT NULL,
     repository_id INTEGER NOT NULL,
     performer_id  INTEGER NOT NULL,
     day           TEXT NOT NULL,
-    kind_id       INTEGER NOT NULL REFERENCES kinds (id),
+    kind_id       INTEGER NOT NULL,
     count         INTEGER NOT NULL CHECK (count >= 0),
     PRIMARY KEY (namespace_id, repository_id, performer_id, day, kind_id)
 ) WITHOUT ROWID;
