@@ -1,6 +1,7 @@
 //! Black-box tests: the real `usagelogs` binary on a real socket, driven as a client would, on
 //! SQLite and on PostgreSQL.
 
+mod exports;
 mod server;
 
 use serde_json::{Value, json};
@@ -8,9 +9,9 @@ use server::{Server, cli};
 use usagelogs_store::Backend;
 use usagelogs_store::testing::test_database;
 
-const SECRET: &str = "blackbox-test-secret-0123456789";
+pub(crate) const SECRET: &str = "blackbox-test-secret-0123456789";
 
-fn token(dir: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn token(dir: &std::path::Path, args: &[&str]) -> String {
     let mut all = vec!["--jwt-secret", SECRET, "token"];
     all.extend_from_slice(args);
     let out = cli(dir, &all);

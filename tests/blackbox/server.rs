@@ -23,7 +23,8 @@ pub fn cli(dir: &Path, args: &[&str]) -> Output {
 /// A running `usagelogs serve`.
 pub struct Server {
     child: Child,
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
+    path: std::path::PathBuf,
     base: String,
     stdout: Vec<String>,
     http: reqwest::blocking::Client,
@@ -31,32 +32,33 @@ pub struct Server {
 
 impl Server {
     /// Starts `usagelogs [args] serve --bind 127.0.0.1:0` in a fresh folder and waits for the line
-    /// that says where it listens.
+    /// that says where it listens. `--demo` goes to `serve`; every other flag is global and
+    /// takes a value.
     pub fn start(args: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let (global, serve): (Vec<&str>, Vec<&str>) = {
-            let mut g = Vec::new();
-            let mut s = Vec::new();
-            let mut it = args.iter();
-            while let Some(a) = it.next() {
-                match *a {
-                    "--demo" => s.push(*a),
-                    _ => {
-                        g.push(*a);
-                        if let Some(v) = it.next() {
-                            g.push(*v);
-                        }
-                    }
-                }
+        let (mut global, mut serve) = (Vec::new(), Vec::new());
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            if *a == "--demo" {
+                serve.push(*a);
+            } else {
+                global.push(*a);
+                global.extend(it.next());
             }
-            (g, s)
-        };
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        Self::launch(Some(dir), &path, &global, &serve)
+    }
+
+    /// Starts `usagelogs [global] serve --bind 127.0.0.1:0 [serve]` in `path` (kept by the caller
+    /// unless `dir` hands it over).
+    pub fn launch(dir: Option<tempfile::TempDir>, path: &Path, global: &[&str], serve: &[&str]) -> Server {
         let mut child = Command::new(BIN)
-            .args(&global)
+            .args(global)
             .arg("serve")
             .args(["--bind", "127.0.0.1:0", "--workers", "2"])
-            .args(&serve)
-            .current_dir(dir.path())
+            .args(serve)
+            .current_dir(path)
             .env_remove("USAGELOGS_DATABASE_URL")
             .env("USAGELOGS_LOG", "warn")
             .stdout(Stdio::piped())
@@ -82,12 +84,12 @@ impl Server {
             }
         };
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        Server { child, dir, base, stdout, http }
+        Server { child, dir, path: path.to_owned(), base, stdout, http }
     }
 
     /// The folder the server runs in.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -125,6 +127,18 @@ impl Server {
         Self::json(self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(body).send().unwrap())
     }
 
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// GET returning the raw status and bytes.
+    pub fn get_bytes(&self, url: &str) -> (u16, Vec<u8>) {
+        let resp = self.http.get(url).send().unwrap();
+        (resp.status().as_u16(), resp.bytes().unwrap().to_vec())
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
@@ -138,5 +152,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop(self.dir.take());
+    }
+}
+
+/// Polls `check` until it yields a value, up to `limit`: for work another process does.
+pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    let mut wait = Duration::from_millis(5);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "gave up after {limit:?}");
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(Duration::from_millis(200));
     }
 }

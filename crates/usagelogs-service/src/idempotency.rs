@@ -13,10 +13,13 @@ enum Slot {
     Done(usize, Instant),
 }
 
+/// Answered or running calls, by (caller, key).
+type Slots = Mutex<HashMap<(String, String), Slot>>;
+
 /// The memory of keys, bounded in size and age.
 #[derive(Debug, Clone)]
 pub(crate) struct IdempotencyCache {
-    inner: Arc<(Mutex<HashMap<(String, String), Slot>>, Condvar)>,
+    inner: Arc<(Slots, Condvar)>,
     ttl: Duration,
     capacity: usize,
 }

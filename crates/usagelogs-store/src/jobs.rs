@@ -40,7 +40,7 @@ pub enum ExportStatus {
 
 impl ExportStatus {
     /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ExportStatus::Queued => "queued",
             ExportStatus::Running => "running",
@@ -102,6 +102,9 @@ pub enum ExportOutcome {
 
 /// Storage of export jobs. Claims are atomic: two workers (or replicas on one PostgreSQL) never
 /// hold the same job at once.
+///
+/// Instants are kept to the microsecond (finer parts are truncated; a window's bounds are
+/// rounded up, as queries read them).
 pub trait ExportJobStore: Send + Sync + 'static {
     /// Queues a job.
     fn create_export(&self, job: &NewExportJob) -> Result<(), StoreError>;
@@ -123,12 +126,18 @@ pub trait ExportJobStore: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<Option<ExportJob>, StoreError>;
 
-    /// Extends `owner`'s lease to `until`; false when `owner` no longer holds the job.
+    /// Extends `owner`'s lease to `until`; false when `owner` no longer holds the job (it is not
+    /// running, or another owner claimed it). A lease that lapsed but that nobody else claimed
+    /// is still `owner`'s and may be renewed.
     fn renew_export_lease(&self, id: &str, owner: &str, until: OffsetDateTime) -> Result<bool, StoreError>;
 
-    /// Records the end of `owner`'s attempt; false when `owner` no longer holds the job.
-    /// A failed attempt goes back to the queue while attempts remain (under `max_attempts`), and
-    /// is `failed` for good otherwise.
+    /// Records the end of `owner`'s attempt and releases the lease; false (and nothing changed)
+    /// when `owner` no longer holds the job.
+    ///
+    /// Success: `success` with its file, entry count and expiry, finished at `now`, no error.
+    /// A failed attempt goes back to the queue while attempts remain (under `max_attempts`),
+    /// keeping its error so that the status shows the last one, and is `failed` for good,
+    /// finished at `now`, otherwise.
     fn finish_export(
         &self,
         id: &str,
@@ -138,13 +147,16 @@ pub trait ExportJobStore: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
-    /// Marks failed every running job whose lease lapsed with no attempts left, and returns them
-    /// (so their requesters can be told).
+    /// Marks failed every running job whose lease lapsed before `now` with no attempts left
+    /// (its error says it was abandoned, finished at `now`), and returns them as updated, oldest
+    /// first (so their requesters can be told).
     fn fail_abandoned_exports(&self, max_attempts: i32, now: OffsetDateTime) -> Result<Vec<ExportJob>, StoreError>;
 
-    /// Successful jobs whose link expired at or before `now`.
+    /// Successful jobs whose link expired at or before `now`, soonest expired first.
     fn expired_exports(&self, now: OffsetDateTime) -> Result<Vec<ExportJob>, StoreError>;
 
-    /// Marks a job's file as deleted.
+    /// Marks a successful job's file as deleted: its status becomes `expired`; its `file_id`
+    /// stays, so an old link still finds the job (and sees it expired). Does nothing to a job
+    /// in any other state, or to an unknown id.
     fn mark_export_expired(&self, id: &str) -> Result<(), StoreError>;
 }

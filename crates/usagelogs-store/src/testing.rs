@@ -11,14 +11,32 @@
 //! // Dropping `db` deletes the database (PostgreSQL) or its folder (SQLite).
 //! ```
 //!
+//! # Which PostgreSQL server
+//!
 //! PostgreSQL databases are created on the server named by `USAGELOGS_TEST_POSTGRES_URL`
-//! (default [`DEFAULT_POSTGRES_URL`]); the role needs `CREATEDB`. When that server cannot be
-//! reached the helper panics with instructions: tests fail, they never skip.
+//! ([`POSTGRES_URL_VAR`]); its role needs `CREATEDB`. When that variable is unset:
+//!
+//! 1. the default server [`DEFAULT_POSTGRES_URL`] (127.0.0.1:5432) is used if it answers;
+//! 2. otherwise a throwaway cluster is started from the installed PostgreSQL binaries and used:
+//!    `initdb` and `pg_ctl` from the newest `/usr/lib/postgresql/*/bin`, else `pg_config
+//!    --bindir`, else `PATH`. Its data and log live in `<temp>/usagelogs-test-pg` (`<temp>` is
+//!    [`std::env::temp_dir`]); it listens on 127.0.0.1 port [`LOCAL_CLUSTER_PORT`] and on a
+//!    socket in that folder, trusts local connections as role `postgres`, and runs with
+//!    `fsync=off`. It is started once per machine: test processes take an exclusive lock on
+//!    `<temp>/usagelogs-test-pg.lock` while they look for it or start it, so concurrent
+//!    processes share one cluster, and it keeps running after the tests (later runs reuse it;
+//!    stop it with `pg_ctl -D <temp>/usagelogs-test-pg/data stop`). As root, `initdb` and
+//!    `pg_ctl` run as user `postgres` through `runuser` (PostgreSQL refuses to run as root).
+//!
+//! The choice is made once per process. When no server can be had — the named server does not
+//! answer, or no binaries are installed to start one — the helpers panic with instructions:
+//! PostgreSQL tests fail, they never skip.
 
 use crate::{Backend, DieselStore, StoreOptions};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
@@ -27,8 +45,16 @@ use tempfile::TempDir;
 /// creates and drops databases).
 pub const POSTGRES_URL_VAR: &str = "USAGELOGS_TEST_POSTGRES_URL";
 
-/// The server tests use when [`POSTGRES_URL_VAR`] is unset.
+/// The server tests use when [`POSTGRES_URL_VAR`] is unset, if it answers.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Internal, for testing the fallback: replaces [`DEFAULT_POSTGRES_URL`] (e.g. with a closed
+/// port, to make the helpers start their own cluster while a server runs on 5432).
+#[doc(hidden)]
+pub const DEFAULT_POSTGRES_URL_VAR: &str = "USAGELOGS_TEST_POSTGRES_DEFAULT_URL";
+
+/// The TCP port of the throwaway cluster the helpers start when no server answers.
+pub const LOCAL_CLUSTER_PORT: u16 = 54329;
 
 /// Options for test stores: a small pool, short timeouts.
 pub fn test_options() -> StoreOptions {
@@ -112,9 +138,42 @@ pub fn sqlite_test_database() -> TestDatabase {
     TestDatabase { url: sqlite_url(dir.path()), backend: Backend::Sqlite, cleanup: Cleanup::Sqlite(dir) }
 }
 
-/// The admin URL of the PostgreSQL server for tests.
+/// The admin URL of the PostgreSQL server for tests: [`POSTGRES_URL_VAR`] when set, else the
+/// default server when it answers, else a throwaway local cluster, started if needed (see the
+/// [module documentation](self)). Decided once per process.
+///
+/// # Panics
+/// When the variable is unset, the default server does not answer and no cluster can be
+/// started (no PostgreSQL binaries installed, or they fail).
 pub fn postgres_admin_url() -> String {
-    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    match URL.get_or_init(choose_admin_url) {
+        Ok(url) => url.clone(),
+        Err(why) => panic!("{why}"),
+    }
+}
+
+fn choose_admin_url() -> Result<String, String> {
+    if let Some(url) = std::env::var(POSTGRES_URL_VAR).ok().filter(|u| !u.is_empty()) {
+        return Ok(url);
+    }
+    let default =
+        std::env::var(DEFAULT_POSTGRES_URL_VAR).ok().filter(|u| !u.is_empty()).unwrap_or(DEFAULT_POSTGRES_URL.into());
+    match answers(&default) {
+        Ok(()) => Ok(default),
+        Err(why) => cluster::url().map_err(|e| {
+            format!(
+                "PostgreSQL tests need a server. {POSTGRES_URL_VAR} is unset, {default} does not answer \
+                 ({why}), and no throwaway cluster could be started: {e}"
+            )
+        }),
+    }
+}
+
+/// Whether a connection to `url` opens (within a few seconds).
+fn answers(url: &str) -> Result<(), String> {
+    let url = crate::db::conn::with_connect_timeout(url, Duration::from_secs(3));
+    PgConnection::establish(&url).map(drop).map_err(|e| e.to_string().trim_end().to_owned())
 }
 
 /// A fresh, uniquely named PostgreSQL database on the test server, dropped with the returned
@@ -131,9 +190,9 @@ pub fn postgres_test_database() -> TestDatabase {
     let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
         panic!(
             "PostgreSQL tests need a server, and {admin_url} cannot be reached: {}\n\
-             Start one (e.g. `pg_ctlcluster 15 main start`, or `docker run -d -p 5432:5432 \
-             -e POSTGRES_HOST_AUTH_METHOD=trust postgres:15`) or point {POSTGRES_URL_VAR} at \
-             a server whose role may create databases.",
+             Start it, point {POSTGRES_URL_VAR} at a server whose role may create databases, or \
+             unset {POSTGRES_URL_VAR} to let the tests start their own from the installed \
+             PostgreSQL binaries.",
             e.to_string().trim_end()
         )
     });
@@ -144,6 +203,165 @@ pub fn postgres_test_database() -> TestDatabase {
         url: with_database(&admin_url, &name),
         backend: Backend::Postgres,
         cleanup: Cleanup::Postgres { admin_url, name },
+    }
+}
+
+/// The throwaway local cluster (see the module documentation).
+mod cluster {
+    use super::{LOCAL_CLUSTER_PORT, answers};
+    use std::ffi::OsString;
+    use std::fs::{self, OpenOptions};
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    /// The cluster's admin URL, after starting the cluster if it does not answer.
+    pub(super) fn url() -> Result<String, String> {
+        let url = format!("postgres://postgres@127.0.0.1:{LOCAL_CLUSTER_PORT}/postgres");
+        let base = std::env::temp_dir().join("usagelogs-test-pg");
+        let lock_path = std::env::temp_dir().join("usagelogs-test-pg.lock");
+        // One process at a time looks for the cluster and starts it; the others wait here,
+        // then find it answering. The lock is released when `lock` is dropped.
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+        lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        if answers(&url).is_ok() {
+            return Ok(url);
+        }
+        start(&base)?;
+        answers(&url).map_err(|e| {
+            format!("the cluster in {} was started but {url} does not answer: {e}{}", base.display(), log_tail(&base))
+        })?;
+        drop(lock);
+        Ok(url)
+    }
+
+    /// Creates the cluster in `base/data` unless it exists, then starts it.
+    fn start(base: &Path) -> Result<(), String> {
+        let bin = bin_dir().ok_or_else(|| {
+            "no PostgreSQL binaries (initdb and pg_ctl) were found in /usr/lib/postgresql/*/bin, \
+             `pg_config --bindir` or PATH. Install PostgreSQL (Debian/Ubuntu: `apt-get install \
+             postgresql`), or set USAGELOGS_TEST_POSTGRES_URL to a server whose role may create \
+             databases."
+                .to_owned()
+        })?;
+        fs::create_dir_all(base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
+        let as_postgres = is_root();
+        if as_postgres {
+            // PostgreSQL refuses to run as root: the cluster belongs to user postgres.
+            let status = Command::new("chown")
+                .arg("-R")
+                .arg("postgres")
+                .arg(base)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("cannot run chown: {e}"))?;
+            if !status.status.success() {
+                return Err(format!(
+                    "running as root, and `chown -R postgres {}` failed (is there a user postgres?): {}",
+                    base.display(),
+                    String::from_utf8_lossy(&status.stderr).trim_end()
+                ));
+            }
+        }
+        let data = base.join("data");
+        if !data.join("PG_VERSION").is_file() {
+            if data.exists() {
+                // Left over by an initdb that did not finish.
+                fs::remove_dir_all(&data).map_err(|e| format!("cannot remove {}: {e}", data.display()))?;
+            }
+            run(
+                &bin.join("initdb"),
+                &["-D".into(), data.clone().into(), "-A".into(), "trust".into(), "-U".into(), "postgres".into()],
+                &["-E", "UTF8", "--no-locale", "--no-sync"],
+                base,
+                as_postgres,
+            )?;
+        }
+        let options =
+            format!("-p {LOCAL_CLUSTER_PORT} -k '{}' -c listen_addresses=127.0.0.1 -c fsync=off", base.display());
+        run(
+            &bin.join("pg_ctl"),
+            &["-D".into(), data.into(), "-o".into(), options.into(), "-l".into(), base.join("log").into()],
+            &["-w", "start"],
+            base,
+            as_postgres,
+        )
+        .map_err(|e| format!("{e}{}", log_tail(base)))
+    }
+
+    /// Runs a PostgreSQL program (as user postgres through `runuser` when `as_postgres`).
+    fn run(program: &Path, args: &[OsString], flags: &[&str], cwd: &Path, as_postgres: bool) -> Result<(), String> {
+        let mut command = if as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        command.args(args).args(flags).current_dir(cwd).stdin(Stdio::null());
+        let out = command.output().map_err(|e| format!("cannot run {command:?}: {e}"))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{command:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ))
+    }
+
+    /// The last lines of the cluster's log, for error messages.
+    fn log_tail(base: &Path) -> String {
+        let log = fs::read_to_string(base.join("log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        if tail.is_empty() { String::new() } else { format!("\nlast lines of {}:\n{tail}", base.join("log").display()) }
+    }
+
+    /// Whether this process runs as root (`id -u` prints 0).
+    fn is_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
+    }
+
+    fn has_programs(dir: &Path) -> bool {
+        dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+    }
+
+    /// The folder holding `initdb` and `pg_ctl`: the newest `/usr/lib/postgresql/*/bin`
+    /// (Debian, Ubuntu), else `pg_config --bindir`, else the first on `PATH`.
+    fn bin_dir() -> Option<PathBuf> {
+        newest_versioned(Path::new("/usr/lib/postgresql"))
+            .or_else(|| {
+                let out = Command::new("pg_config").arg("--bindir").stdin(Stdio::null()).output().ok()?;
+                let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+                (out.status.success() && has_programs(&dir)).then_some(dir)
+            })
+            .or_else(|| std::env::split_paths(&std::env::var_os("PATH")?).find(|d| has_programs(d)))
+    }
+
+    /// `root/<version>/bin` of the highest version (`15`, `9.6`) that has the programs.
+    pub(super) fn newest_versioned(root: &Path) -> Option<PathBuf> {
+        let mut found: Vec<(Vec<u32>, PathBuf)> = fs::read_dir(root)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let version = name.split('.').map(|p| p.parse::<u32>().ok()).collect::<Option<Vec<u32>>>()?;
+                let bin = entry.path().join("bin");
+                has_programs(&bin).then_some((version, bin))
+            })
+            .collect();
+        found.sort();
+        found.pop().map(|(_, bin)| bin)
     }
 }
 
@@ -165,7 +383,24 @@ fn with_database(url: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::cluster::newest_versioned;
     use super::with_database;
+    use std::fs;
+
+    #[test]
+    fn newest_postgresql_with_programs_is_chosen() {
+        let root = tempfile::tempdir().unwrap();
+        for (version, programs) in [("9.6", true), ("13", true), ("15", true), ("16", false), ("notes", true)] {
+            let bin = root.path().join(version).join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            if programs {
+                fs::write(bin.join("initdb"), "").unwrap();
+                fs::write(bin.join("pg_ctl"), "").unwrap();
+            }
+        }
+        assert_eq!(newest_versioned(root.path()), Some(root.path().join("15").join("bin")));
+        assert_eq!(newest_versioned(&root.path().join("missing")), None);
+    }
 
     #[test]
     fn database_name_is_replaced() {

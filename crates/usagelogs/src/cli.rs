@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// resumed by another after this), e.g. `60s`.
     #[arg(long, env = "USAGELOGS_EXPORT_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub export_lease: std::time::Duration,
+    /// Entries read per query while writing an export.
+    #[arg(long, env = "USAGELOGS_EXPORT_CHUNK_SIZE", default_value_t = 5000)]
+    pub export_chunk_size: usize,
     /// How often idle export workers look for work left by other replicas, e.g. `5s`.
     #[arg(long, env = "USAGELOGS_EXPORT_POLL", default_value = "5s", value_parser = parse_duration)]
     pub export_poll: std::time::Duration,

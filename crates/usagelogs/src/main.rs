@@ -117,13 +117,14 @@ fn export_service(logs: &Arc<DieselStore>, args: &ServeArgs) -> Result<ExportSer
         lease: args.export_lease,
         poll_interval: args.export_poll,
         concurrency: args.export_workers,
+        chunk_size: args.export_chunk_size.max(1),
         ..ExportConfig::default()
     };
     Ok(ExportService::new(
         logs.clone(),
         logs.clone(),
         Arc::new(storage),
-        Notifier::new(notify, policy.clone())?,
+        Notifier::new(notify, policy.clone()),
         policy,
         config,
     ))

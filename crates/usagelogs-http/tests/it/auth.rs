@@ -89,6 +89,9 @@ const MATRIX: &[Row] = &[
     Row { method: "GET",  path: "/api/v1/organization/acme/aggregatelogs?starttime=03/01/2024&endtime=03/05/2024",    body: None, expect: [401, 401, 401, 401, 401, 403, 403, 200, 403, 200, 200, 200] },
     Row { method: "GET",  path: "/api/v1/repository/acme/web/logs?starttime=03/01/2024&endtime=03/05/2024",           body: None, expect: [401, 401, 401, 401, 401, 403, 403, 200, 200, 200, 200, 200] },
     Row { method: "GET",  path: "/api/v1/repository/acme/web/aggregatelogs?starttime=03/01/2024&endtime=03/05/2024",  body: None, expect: [401, 401, 401, 401, 401, 403, 403, 200, 200, 200, 200, 200] },
+    Row { method: "POST", path: "/api/v1/user/exportlogs?starttime=03/01/2024&endtime=03/05/2024",                  body: Some("{}"), expect: [401, 401, 401, 401, 401, 403, 201, 201, 201, 201, 201, 201] },
+    Row { method: "POST", path: "/api/v1/organization/acme/exportlogs?starttime=03/01/2024&endtime=03/05/2024",     body: Some("{}"), expect: [401, 401, 401, 401, 401, 403, 403, 201, 403, 201, 201, 201] },
+    Row { method: "POST", path: "/api/v1/repository/acme/web/exportlogs?starttime=03/01/2024&endtime=03/05/2024",   body: Some("{}"), expect: [401, 401, 401, 401, 401, 403, 403, 201, 201, 201, 201, 403] },
     Row { method: "POST", path: "/api/v1/logs",                                                                       body: Some(INGEST_BODY), expect: [401, 401, 401, 401, 401, 403, 201, 201, 201, 201, 201, 201] },
 ];
 
@@ -140,6 +143,11 @@ async fn matrix(backend: Backend) {
                 200 => {
                     let body = resp.json();
                     assert!(body.get("logs").is_some() || body.get("aggregated").is_some(), "{body}");
+                }
+                201 if row.path.contains("/exportlogs") => {
+                    let id = resp.json()["export_id"].as_str().unwrap().to_owned();
+                    let location = resp.header("location").unwrap();
+                    assert!(location.ends_with(&format!("/exportlogs/{id}")), "{location}");
                 }
                 201 => assert_eq!(resp.json(), json!({"accepted": 1})),
                 _ => {}

@@ -26,6 +26,7 @@ mod support;
 mod auth;
 mod dates;
 mod errors;
+mod exports;
 mod ingest;
 mod openapi;
 mod operations;

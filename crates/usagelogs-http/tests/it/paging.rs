@@ -277,7 +277,7 @@ async fn tokens_of_another_server_key_or_expired_are_refused() {
 /// newest first, with full pages and no empty last page.
 #[test]
 fn paging_property_any_limit_any_filter() {
-    let (_db, state) = TestApp::new().with_entries(fixture()).build_state();
+    let (_fixture, state) = TestApp::new().with_entries(fixture()).build_state();
     let filters = filters();
     let mut runner = TestRunner::new(Config { cases: 32, failure_persistence: None, ..Config::default() });
     runner

@@ -13,11 +13,13 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
 use usagelogs_core::wire::IngestEntry;
 use usagelogs_core::{AccessGrant, Claims, SuperuserLevel};
 use usagelogs_http::{AppState, HttpLimits, JwtKey, JwtVerifier, TokenSigner, configure};
-use usagelogs_service::{LogService, PageTokenKey, ServiceConfig};
+use usagelogs_service::export::{CallbackPolicy, LocalExportStorage, Notifier, NotifyConfig};
+use usagelogs_service::{ExportConfig, ExportService, LogService, PageTokenKey, ServiceConfig};
 use usagelogs_store::testing::{self, TestDatabase};
 use usagelogs_store::{Backend, LogStore};
 
@@ -216,8 +218,15 @@ pub fn enc(s: &str) -> String {
 // The application under test
 
 /// Builds an in-process server over a fresh database.
+/// What a test app owns: its database and its export folder, deleted on drop.
 #[derive(Debug)]
+pub struct Fixture {
+    _db: TestDatabase,
+    pub export_dir: tempfile::TempDir,
+}
+
 pub struct TestApp {
+    callback_allow: Vec<String>,
     backend: Backend,
     entries: Vec<IngestEntry>,
     config: ServiceConfig,
@@ -240,12 +249,19 @@ impl TestApp {
     /// On a fresh database of `backend` (PostgreSQL: a throwaway database).
     pub fn on(backend: Backend) -> Self {
         Self {
+            callback_allow: Vec::new(),
             backend,
             entries: Vec::new(),
             config: ServiceConfig::new(PageTokenKey::new(PAGE_KEY)),
             limits: HttpLimits::default(),
             public_url: None,
         }
+    }
+
+    /// Hosts or networks export callbacks may reach although not public (`--callback-allow`).
+    pub fn with_callback_allow(mut self, allow: &[&str]) -> Self {
+        self.callback_allow = allow.iter().map(|s| (*s).to_owned()).collect();
+        self
     }
 
     /// Entries stored (in this order, one batch) before the server starts.
@@ -273,8 +289,9 @@ impl TestApp {
     }
 
     /// Creates the database, stores the entries and returns the state to serve.
-    pub fn build_state(self) -> (TestDatabase, web::Data<AppState>) {
+    pub fn build_state(self) -> (Fixture, web::Data<AppState>) {
         let db = testing::test_database(self.backend);
+        let export_dir = tempfile::tempdir().unwrap();
         let store = db.store();
         if !self.entries.is_empty() {
             let now = OffsetDateTime::now_utc();
@@ -292,18 +309,30 @@ impl TestApp {
             }
         }
         let verifier = JwtVerifier::new(Algorithm::HS256, &JwtKey::Secret(SECRET.to_vec()), None, None).unwrap();
-        let service = LogService::new(Arc::new(store), self.config);
+        let store = Arc::new(store);
+        let service = LogService::new(store.clone(), self.config);
+        let policy = CallbackPolicy::new(&self.callback_allow).unwrap();
+        let notify = NotifyConfig { callback_backoff: Duration::from_millis(10), ..NotifyConfig::default() };
+        let exports = ExportService::new(
+            store.clone(),
+            store,
+            Arc::new(LocalExportStorage::new(export_dir.path()).unwrap()),
+            Notifier::new(notify, policy.clone()),
+            policy,
+            ExportConfig { chunk_size: 100, ..ExportConfig::default() },
+        );
         let mut state = AppState::new(service, verifier);
         state.limits = self.limits;
         state.public_url = self.public_url;
-        (db, web::Data::new(state))
+        state.exports = Some(Arc::new(exports));
+        (Fixture { _db: db, export_dir }, web::Data::new(state))
     }
 
     /// Starts the in-process server.
     pub async fn start(self) -> Api<impl AppService> {
-        let (db, state) = self.build_state();
+        let (fixture, state) = self.build_state();
         let mut api = serve(state).await;
-        api._db = Some(db);
+        api.fixture = Some(fixture);
         api
     }
 }
@@ -311,7 +340,7 @@ impl TestApp {
 /// Serves `state` in-process (the database stays the caller's).
 pub async fn serve(state: web::Data<AppState>) -> Api<impl AppService> {
     let svc = test::init_service(App::new().configure(configure(state.clone()))).await;
-    Api { svc, state, _db: None }
+    Api { svc, state, fixture: None }
 }
 
 /// The in-process application, whatever its concrete type.
@@ -355,7 +384,7 @@ impl Resp {
 pub struct Api<S> {
     svc: S,
     pub state: web::Data<AppState>,
-    _db: Option<TestDatabase>,
+    pub fixture: Option<Fixture>,
 }
 
 impl<S: AppService> Api<S> {

@@ -60,7 +60,7 @@ const BLOCKED_NETS: [&str; 30] = [
 /// Whether `ip` is a public unicast address.
 pub fn is_public(ip: IpAddr) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), |v4| IpAddr::V4(v4)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
     if ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
@@ -103,11 +103,11 @@ impl CallbackPolicy {
         }
         let host = match url.host() {
             None => return Err("URL must include a hostname".into()),
-            Some(url::Host::Domain(d)) if d.is_empty() => return Err("URL must include a hostname".into()),
+            Some(url::Host::Domain("")) => return Err("URL must include a hostname".into()),
             Some(h) => h.to_string(),
         };
         let bare = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        if self.hosts.iter().any(|h| *h == bare) {
+        if self.hosts.contains(&bare) {
             return Ok(url);
         }
         if BLOCKED_HOSTS.contains(&bare.as_str()) || bare.ends_with(".internal") || bare.ends_with(".local") {
@@ -137,8 +137,14 @@ mod tests {
     fn refusals_name_the_problem() {
         let p = CallbackPolicy::default();
         assert_eq!(p.check("not a url").unwrap_err(), "Invalid URL format");
-        assert_eq!(p.check("ftp://example.com/x").unwrap_err(), "Invalid URL scheme 'ftp': only HTTP and HTTPS are allowed");
-        assert_eq!(p.check("https://user:pw@93.184.215.14/").unwrap_err(), "URLs with embedded credentials are not allowed");
+        assert_eq!(
+            p.check("ftp://example.com/x").unwrap_err(),
+            "Invalid URL scheme 'ftp': only HTTP and HTTPS are allowed"
+        );
+        assert_eq!(
+            p.check("https://user:pw@93.184.215.14/").unwrap_err(),
+            "URLs with embedded credentials are not allowed"
+        );
         for blocked in [
             "http://127.0.0.1:9000/cb",
             "http://localhost/cb",

@@ -62,7 +62,8 @@ pub struct ExportDetails<'a> {
 }
 
 /// The CSV header.
-pub const CSV_HEADER: [&str; 8] = ["datetime", "kind", "namespace", "repository", "performer", "is_robot", "ip", "metadata"];
+pub const CSV_HEADER: [&str; 8] =
+    ["datetime", "kind", "namespace", "repository", "performer", "is_robot", "ip", "metadata"];
 
 /// Writes one export file.
 pub struct FileWriter<W: Write> {

@@ -197,10 +197,8 @@ impl ExportService {
             if let Some(url) = &callback_url {
                 self.policy.check(url).map_err(ServiceError::BadRequest)?;
             }
-            if let Some(email) = &callback_email {
-                if !notify::is_valid_email(email) {
-                    return Err(ServiceError::BadRequest("Invalid callback e-mail".into()));
-                }
+            if callback_email.as_deref().is_some_and(|e| !notify::is_valid_email(e)) {
+                return Err(ServiceError::BadRequest("Invalid callback e-mail".into()));
             }
             let format = match format.as_deref() {
                 None => ExportFormat::Json,
@@ -304,7 +302,11 @@ impl ExportService {
             .open(file_id)
             .map_err(|e| ServiceError::Internal(usagelogs_store::StoreError::Corrupt(format!("export file: {e}"))))?
             .ok_or(ServiceError::NotFound)?;
-        Ok(Download { file, content_type: format.content_type(), filename: format!("{}.{}", job.id, format.extension()) })
+        Ok(Download {
+            file,
+            content_type: format.content_type(),
+            filename: format!("{}.{}", job.id, format.extension()),
+        })
     }
 
     /// Writes an audit entry into the namespace's log; a failure to do so is logged.

@@ -70,19 +70,23 @@ pub enum NotifyError {
 pub struct Notifier {
     config: NotifyConfig,
     policy: CallbackPolicy,
-    http: reqwest::blocking::Client,
 }
 
 impl Notifier {
-    /// A notifier; the HTTP client follows no redirects.
-    pub fn new(config: NotifyConfig, policy: CallbackPolicy) -> Result<Self, String> {
-        let http = reqwest::blocking::Client::builder()
+    /// A notifier with these settings and callback policy.
+    pub fn new(config: NotifyConfig, policy: CallbackPolicy) -> Self {
+        Self { config, policy }
+    }
+
+    /// The blocking HTTP client of callbacks: a timeout, no redirects. Made per delivery, on the
+    /// worker's thread, because a blocking client owns a runtime that must not be dropped on an
+    /// async thread.
+    fn client(config: &NotifyConfig) -> reqwest::Result<reqwest::blocking::Client> {
+        reqwest::blocking::Client::builder()
             .timeout(config.callback_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("usagelogs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { config, policy, http })
     }
 
     /// The settings.
@@ -93,11 +97,13 @@ impl Notifier {
     /// POSTs `payload` to `url`, checking the URL again first; retries with backoff until a 2xx.
     pub fn callback(&self, url: &str, payload: &CallbackPayload) -> Result<(), NotifyError> {
         let url = self.policy.check(url).map_err(NotifyError::Refused)?;
+        let http = Self::client(&self.config)
+            .map_err(|e| NotifyError::Callback { attempts: 0, last: format!("no HTTP client: {e}") })?;
         let mut wait = self.config.callback_backoff;
         let mut last = String::new();
         let attempts = self.config.callback_attempts.max(1);
         for attempt in 1..=attempts {
-            match self.http.post(url.clone()).json(payload).send() {
+            match http.post(url.clone()).json(payload).send() {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
                 Ok(resp) => last = format!("status {}", resp.status()),
                 Err(e) => last = e.to_string(),
@@ -124,8 +130,9 @@ impl Notifier {
             ("invalidrequest", _) => {
                 "The export failed due to an invalid request. Please contact support if this problem persists.".into()
             }
-            _ => "The export has failed after all its attempts. Please contact support if this problem persists."
-                .into(),
+            _ => {
+                "The export has failed after all its attempts. Please contact support if this problem persists.".into()
+            }
         };
         let scope = match &payload.repository {
             Some(r) => format!("{}/{r}", payload.namespace),
@@ -179,7 +186,7 @@ mod tests {
 
     #[test]
     fn mail_text_says_what_quays_does() {
-        let n = Notifier::new(NotifyConfig::default(), CallbackPolicy::default()).unwrap();
+        let n = Notifier::new(NotifyConfig::default(), CallbackPolicy::default());
         let payload = CallbackPayload {
             export_id: "e1".into(),
             start_time: "03/01/2024".into(),

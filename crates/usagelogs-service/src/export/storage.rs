@@ -40,7 +40,10 @@ impl LocalExportStorage {
 
     fn path(&self, name: &str) -> io::Result<PathBuf> {
         // Names are generated ids; refuse anything that could leave the folder.
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') || name.starts_with('.') {
+        if name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            || name.starts_with('.')
+        {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad export file name"));
         }
         Ok(self.dir.join(name))

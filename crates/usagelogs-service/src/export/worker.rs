@@ -97,18 +97,20 @@ impl ExportService {
                 let done = self.jobs.get_export(&job.id)?.unwrap_or(job);
                 self.conclude(&done, true);
             }
-            Err(AttemptError::LeaseLost) => tracing::warn!(export_id = %job.id, "export lease lost; left to its holder"),
+            Err(AttemptError::LeaseLost) => {
+                tracing::warn!(export_id = %job.id, "export lease lost; left to its holder")
+            }
             Err(AttemptError::Stopping) => tracing::info!(export_id = %job.id, "export interrupted by shutdown"),
             Err(e) => {
                 tracing::warn!(export_id = %job.id, error = %e, "export attempt failed");
                 let failed = ExportOutcome::Failed { error: e.to_string() };
                 let now = OffsetDateTime::now_utc();
-                if self.jobs.finish_export(&job.id, owner, &failed, self.config.max_attempts, now)? {
-                    if let Some(done) = self.jobs.get_export(&job.id)? {
-                        if done.status == ExportStatus::Failed {
-                            self.conclude(&done, false);
-                        }
-                    }
+                // Announced only once the job failed for good, not for an attempt that will be retried.
+                if self.jobs.finish_export(&job.id, owner, &failed, self.config.max_attempts, now)?
+                    && let Some(done) = self.jobs.get_export(&job.id)?
+                    && done.status == ExportStatus::Failed
+                {
+                    self.conclude(&done, false);
                 }
             }
         }
@@ -191,15 +193,15 @@ impl ExportService {
             exported_data_url: link,
             status: if success { "success" } else { "failed" }.into(),
         };
-        if let Some(url) = &job.callback_url {
-            if let Err(e) = self.notifier.callback(url, &payload) {
-                tracing::warn!(export_id = %job.id, error = %e, "export callback not delivered");
-            }
+        if let Some(url) = &job.callback_url
+            && let Err(e) = self.notifier.callback(url, &payload)
+        {
+            tracing::warn!(export_id = %job.id, error = %e, "export callback not delivered");
         }
-        if let Some(to) = &job.callback_email {
-            if let Err(e) = self.notifier.mail(to, &payload, self.config.ttl) {
-                tracing::warn!(export_id = %job.id, error = %e, "export e-mail not sent");
-            }
+        if let Some(to) = &job.callback_email
+            && let Err(e) = self.notifier.mail(to, &payload, self.config.ttl)
+        {
+            tracing::warn!(export_id = %job.id, error = %e, "export e-mail not sent");
         }
     }
 
@@ -209,11 +211,11 @@ impl ExportService {
         let expired = self.jobs.expired_exports(now)?;
         let mut deleted = 0;
         for job in &expired {
-            if let Some(file) = &job.file_id {
-                if let Err(e) = self.storage.delete(file) {
-                    tracing::warn!(export_id = %job.id, error = %e, "cannot delete an expired export file");
-                    continue;
-                }
+            if let Some(file) = &job.file_id
+                && let Err(e) = self.storage.delete(file)
+            {
+                tracing::warn!(export_id = %job.id, error = %e, "cannot delete an expired export file");
+                continue;
             }
             self.jobs.mark_export_expired(&job.id)?;
             deleted += 1;

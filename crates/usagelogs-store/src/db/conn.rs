@@ -135,7 +135,7 @@ impl Target {
 }
 
 /// Adds libpq's `connect_timeout` (whole seconds, at least 2) unless the URL sets one.
-fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+pub(crate) fn with_connect_timeout(url: &str, timeout: Duration) -> String {
     if url.contains("connect_timeout=") {
         return url.to_owned();
     }

@@ -1,6 +1,8 @@
-//! [`DieselStore`]: the [`LogStore`] on SQLite or PostgreSQL through Diesel.
+//! [`DieselStore`]: the [`LogStore`] and the [`ExportJobStore`](crate::ExportJobStore) on SQLite
+//! or PostgreSQL through Diesel.
 
 pub(crate) mod conn;
+mod jobs;
 mod migrate;
 mod read;
 pub(crate) mod schema;

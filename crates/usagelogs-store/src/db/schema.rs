@@ -60,6 +60,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::UtcMicros;
+
+    export_jobs (id) {
+        id -> Text,
+        level -> Text,
+        namespace -> Text,
+        repository -> Nullable<Text>,
+        window_start -> UtcMicros,
+        window_end -> UtcMicros,
+        format -> Text,
+        callback_url -> Nullable<Text>,
+        callback_email -> Nullable<Text>,
+        requested_by -> Text,
+        link_base -> Text,
+        status -> Text,
+        attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<UtcMicros>,
+        file_id -> Nullable<Text>,
+        entries -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        created_at -> UtcMicros,
+        finished_at -> Nullable<UtcMicros>,
+        expires_at -> Nullable<UtcMicros>,
+    }
+}
+
 diesel::joinable!(log_entries -> repositories (repository_id));
 diesel::joinable!(log_entries -> performers (performer_id));
 diesel::joinable!(log_entries -> kinds (kind_id));

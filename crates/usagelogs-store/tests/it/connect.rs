@@ -1,6 +1,7 @@
 //! Bad URLs and unreachable servers are clear errors.
 
-use usagelogs_store::testing::{sqlite_url, test_options};
+use std::process::Command;
+use usagelogs_store::testing::{DEFAULT_POSTGRES_URL_VAR, POSTGRES_URL_VAR, sqlite_url, test_options};
 use usagelogs_store::{DieselStore, StoreError};
 
 #[test]
@@ -51,4 +52,24 @@ fn unreachable_postgres_is_unavailable_with_the_real_message() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// With no server named and none answering at the default address, the PostgreSQL tests still
+/// run: on the throwaway cluster the helpers start from the installed binaries. Runs two
+/// PostgreSQL tests of this binary in a child process whose default address is a closed port.
+/// Ignored by default because it starts (or reuses) a cluster on port 54329 that keeps running.
+#[test]
+#[ignore = "starts a throwaway PostgreSQL cluster on port 54329 that keeps running"]
+fn fallback_cluster_serves_the_tests_when_no_server_answers() {
+    let tests = ["jobs::postgres::claim_is_exclusive", "migrations::postgres::up_down_up"];
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(tests)
+        .args(["--exact", "--test-threads", "2"])
+        .env_remove(POSTGRES_URL_VAR)
+        .env(DEFAULT_POSTGRES_URL_VAR, "postgres://postgres@127.0.0.1:1/postgres")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("test result: ok. 2 passed"), "{stdout}");
 }

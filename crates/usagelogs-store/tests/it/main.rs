@@ -20,6 +20,7 @@ mod batches;
 mod common;
 mod concurrency;
 mod connect;
+mod jobs;
 mod migrations;
 mod paging;
 mod throughput;
