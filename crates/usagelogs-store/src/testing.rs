@@ -89,6 +89,36 @@ impl TestDatabase {
         &self.url
     }
 
+    /// PostgreSQL only: makes the database unreachable, as an outage would — ends every
+    /// connection to it and refuses new ones — until [`TestDatabase::end_outage`].
+    ///
+    /// # Panics
+    /// On SQLite, or when the server refuses.
+    pub fn begin_outage(&self) {
+        self.admin(|name| {
+            format!(
+                "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+            )
+        });
+    }
+
+    /// PostgreSQL only: accepts connections again after [`TestDatabase::begin_outage`].
+    ///
+    /// # Panics
+    /// On SQLite, or when the server refuses.
+    pub fn end_outage(&self) {
+        self.admin(|name| format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true;"));
+    }
+
+    fn admin(&self, sql: impl FnOnce(&str) -> String) {
+        let Cleanup::Postgres { admin_url, name } = &self.cleanup else {
+            panic!("outages are simulated on PostgreSQL only");
+        };
+        let mut admin = PgConnection::establish(admin_url).unwrap_or_else(|e| panic!("admin connection: {e}"));
+        admin.batch_execute(&sql(name)).unwrap_or_else(|e| panic!("admin statement: {e}"));
+    }
+
     /// The backend of this database.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -30,5 +30,6 @@ mod exports;
 mod ingest;
 mod openapi;
 mod operations;
+mod outage;
 mod paging;
 mod wire;

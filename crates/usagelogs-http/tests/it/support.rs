@@ -221,8 +221,15 @@ pub fn enc(s: &str) -> String {
 /// What a test app owns: its database and its export folder, deleted on drop.
 #[derive(Debug)]
 pub struct Fixture {
-    _db: TestDatabase,
+    db: TestDatabase,
     pub export_dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// The test's database.
+    pub fn database(&self) -> &TestDatabase {
+        &self.db
+    }
 }
 
 pub struct TestApp {
@@ -325,7 +332,7 @@ impl TestApp {
         state.limits = self.limits;
         state.public_url = self.public_url;
         state.exports = Some(Arc::new(exports));
-        (Fixture { _db: db, export_dir }, web::Data::new(state))
+        (Fixture { db, export_dir }, web::Data::new(state))
     }
 
     /// Starts the in-process server.
