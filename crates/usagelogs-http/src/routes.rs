@@ -234,11 +234,29 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
+/// Where a deserialisation error points: the entry's index (when inside one) and its field.
+fn located(path: &str) -> (Option<usize>, Option<&str>) {
+    let path = path.trim_start_matches('.');
+    let Some(rest) = path.strip_prefix('[') else {
+        return (None, (!path.is_empty()).then_some(path));
+    };
+    let (index, field) = rest.split_once(']').unwrap_or((rest, ""));
+    let field = field.trim_start_matches('.');
+    (index.parse().ok(), (!field.is_empty() && field != "?").then_some(field))
+}
+
+/// Parses the entries straight into their type (no intermediate JSON tree), naming the index and
+/// field of the first bad one.
 fn parse_entries(body: &[u8], ndjson: bool, max_entries: usize) -> Result<Vec<IngestEntry>, ApiError> {
-    let bad_entry = |i: usize, e: serde_json::Error| ApiError::BadRequest(format!("Invalid entry at index {i}: {e}"));
+    let bad = |i: usize, field: Option<&str>, e: &dyn std::fmt::Display| {
+        ApiError::BadRequest(match field {
+            Some(f) => format!("Invalid entry at index {i}: {f}: {e}"),
+            None => format!("Invalid entry at index {i}: {e}"),
+        })
+    };
     let too_many =
         |n: usize| ApiError::PayloadTooLarge(format!("A batch holds at most {max_entries} entries; this one has {n}"));
-    let values: Vec<serde_json::Value> = if ndjson {
+    let entries: Vec<IngestEntry> = if ndjson {
         let lines: Vec<&[u8]> =
             body.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).collect();
         if lines.len() > max_entries {
@@ -247,33 +265,33 @@ fn parse_entries(body: &[u8], ndjson: bool, max_entries: usize) -> Result<Vec<In
         lines
             .into_iter()
             .enumerate()
-            .map(|(i, line)| serde_json::from_slice(line).map_err(|e| bad_entry(i, e)))
-            .collect::<Result<_, _>>()?
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(serde_json::Value::Array(items)) => items,
-            Ok(_) => return Err(ApiError::BadRequest("The body must be a JSON array of log entries".into())),
-            Err(e) => return Err(ApiError::BadRequest(format!("Invalid JSON body: {e}"))),
-        }
-    };
-    if values.len() > max_entries {
-        return Err(too_many(values.len()));
-    }
-    values
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            // The path names the field whose JSON type is wrong.
-            serde_path_to_error::deserialize(v).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                match path.as_str() {
-                    "." | "" => bad_entry(i, inner),
-                    field => ApiError::BadRequest(format!("Invalid entry at index {i}: {field}: {inner}")),
-                }
+            .map(|(i, line)| {
+                let mut de = serde_json::Deserializer::from_slice(line);
+                let entry: IngestEntry = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                    let path = e.path().to_string();
+                    bad(i, located(&path).1, e.inner())
+                })?;
+                de.end().map_err(|e| bad(i, None, &e))?;
+                Ok(entry)
             })
-        })
-        .collect()
+            .collect::<Result<_, ApiError>>()?
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let entries: Vec<IngestEntry> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            match located(&path) {
+                (Some(i), field) => bad(i, field, e.inner()),
+                _ if e.inner().is_data() => ApiError::BadRequest("The body must be a JSON array of log entries".into()),
+                _ => ApiError::BadRequest(format!("Invalid JSON body: {}", e.inner())),
+            }
+        })?;
+        de.end().map_err(|e| ApiError::BadRequest(format!("Invalid JSON body: {e}")))?;
+        entries
+    };
+    if entries.len() > max_entries {
+        return Err(too_many(entries.len()));
+    }
+    Ok(entries)
 }
 
 /// Store a batch of log entries, all or nothing.
