@@ -27,3 +27,8 @@ openapi:
 # Build the release binary.
 build:
     cargo build --release -p usagelogs
+
+# The benchmark: 10 million entries on PostgreSQL (127.0.0.1:5432), written to docs/BENCHMARKS.md.
+bench entries="10000000":
+    cargo build --release -p usagelogs -p usagelogs-bench
+    target/release/usagelogs-bench --database-url postgres://postgres@127.0.0.1:5432/usagelogs_bench --entries {{entries}}

@@ -99,17 +99,20 @@ impl Ingested {
     }
 }
 
+/// One ingestion request body: its entry count and its NDJSON bytes.
+pub type Batch = (usize, Vec<u8>);
+
 /// POSTs every body (NDJSON batches of `sizes[i]` entries) to `url` from `senders` threads; each
 /// body is sent once and dropped after its 201.
 pub fn ingest(
     url: &str,
     token: &str,
-    bodies: Vec<(usize, Vec<u8>)>,
+    bodies: Vec<Batch>,
     senders: usize,
     progress: impl Fn(u64) + Sync,
 ) -> Result<Ingested, Error> {
     let total: u64 = bodies.iter().map(|(n, _)| *n as u64).sum();
-    let queue: Vec<Mutex<Option<(usize, Vec<u8>)>>> = bodies.into_iter().map(|b| Mutex::new(Some(b))).collect();
+    let queue: Vec<Mutex<Option<Batch>>> = bodies.into_iter().map(|b| Mutex::new(Some(b))).collect();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let samples = Mutex::new(Vec::new());

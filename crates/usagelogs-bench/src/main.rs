@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
 use database::Target;
-use generate::{Census, RARE_KIND, Universe};
-use load::{Latency, client, send};
+use generate::{Census, RARE_KIND, Universe, Who};
+use load::{client, send};
 use quay::{Filter, Queries, Scope};
 use report::{Export, MemoryReport, Question, Report};
 use server::{RssSampler, Server};
@@ -159,7 +159,7 @@ fn machine(db: Option<String>) -> Vec<String> {
 
 /// Pre-renders every ingestion batch as NDJSON (so the timed ingestion measures the server, not
 /// the generator) and counts what was generated.
-fn render_batches(universe: &Universe, window: &Window) -> (Vec<(usize, Vec<u8>)>, Census) {
+fn render_batches(universe: &Universe, window: &Window) -> (Vec<load::Batch>, Census) {
     let mut census = Census::default();
     let mut bodies = Vec::with_capacity(universe.batches());
     let mut last_report = Instant::now();
@@ -181,6 +181,64 @@ fn render_batches(universe: &Universe, window: &Window) -> (Vec<(usize, Vec<u8>)
 
 fn get_json(req: reqwest::blocking::RequestBuilder) -> Result<Value, Error> {
     Ok(serde_json::from_slice(&send(req, 200)?)?)
+}
+
+/// What the questions are about: the busiest subjects of the generated data.
+#[derive(Debug)]
+struct Subjects {
+    ns: u32,
+    ns_name: String,
+    repo_ns: u32,
+    repo: u16,
+    repo_path: String,
+    performer: Who,
+    performer_name: String,
+}
+
+impl Subjects {
+    fn pick(census: &Census, universe: &Universe) -> Self {
+        let ns = census.largest_namespace();
+        let (repo_ns, repo) = census.largest_repository();
+        let performer = census.top_performer(ns);
+        Self {
+            ns,
+            ns_name: universe.namespace_name(ns).to_owned(),
+            repo_ns,
+            repo,
+            repo_path: format!("{}/{}", universe.namespace_name(repo_ns), Universe::repo_name(repo)),
+            performer,
+            performer_name: universe.performer_name(ns, performer).unwrap_or_default(),
+        }
+    }
+
+    fn describe(&self, census: &Census, window: &Window) -> String {
+        let rare = Universe::quay_kind_id(RARE_KIND).map_or(u8::MAX, |k| (k - 1) as u8);
+        format!(
+            "Subjects: largest namespace `{}` ({} entries, {} in the 31-day window {} – {}); largest repository `{}` \
+             ({} in the window); performer `{}` ({} in the window); rare kind `{RARE_KIND}` ({} in the window).",
+            self.ns_name,
+            census.namespace_total.get(&self.ns).copied().unwrap_or(0),
+            census.namespace_window.get(&self.ns).copied().unwrap_or(0),
+            window.first_day,
+            window.last_day,
+            self.repo_path,
+            census.repo_window.get(&(self.repo_ns, self.repo)).copied().unwrap_or(0),
+            self.performer_name,
+            census.performer_window.get(&(self.ns, self.performer)).copied().unwrap_or(0),
+            census.kind_window.get(&(self.ns, rare)).copied().unwrap_or(0),
+        )
+    }
+}
+
+/// One run's settings and data set.
+#[derive(Debug)]
+struct Plan<'a> {
+    args: &'a Args,
+    target: Target,
+    universe: Universe,
+    window: Window,
+    census: Census,
+    subjects: Subjects,
 }
 
 fn run(args: &Args) -> Result<Report, Error> {
@@ -210,34 +268,21 @@ fn run(args: &Args) -> Result<Report, Error> {
 
     log(format!("generating {entries} entries ({} batches)", universe.batches()));
     let (bodies, census) = render_batches(&universe, &window);
-    let ns = census.largest_namespace();
-    let ns_name = universe.namespace_name(ns).to_owned();
-    let (repo_ns, repo) = census.largest_repository();
-    let repo_path = format!("{}/{}", universe.namespace_name(repo_ns), Universe::repo_name(repo));
-    let performer = census.top_performer(ns);
-    let performer_name = universe.performer_name(ns, performer).unwrap_or_default();
-    let rare = Universe::quay_kind_id(RARE_KIND).unwrap_or(0);
-    report.subjects.push(format!(
-        "Subjects: largest namespace `{ns_name}` ({} entries, {} in the 31-day window {} – {}); largest repository \
-         `{repo_path}` ({} in the window); performer `{performer_name}` ({} in the window); rare kind `{RARE_KIND}` \
-         ({} in the window).",
-        census.namespace_total.get(&ns).copied().unwrap_or(0),
-        census.namespace_window.get(&ns).copied().unwrap_or(0),
-        window.first_day,
-        window.last_day,
-        census.repo_window.get(&(repo_ns, repo)).copied().unwrap_or(0),
-        census.performer_window.get(&(ns, performer)).copied().unwrap_or(0),
-        census.kind_window.get(&(ns, (rare - 1) as u8)).copied().unwrap_or(0),
-    ));
+    let subjects = Subjects::pick(&census, &universe);
+    report.subjects.push(subjects.describe(&census, &window));
+    let plan = Plan { args, target, universe, window, census, subjects };
 
-    log(format!("fresh database for {}", target.url()));
-    target.recreate()?;
-    let server = Server::start(&bin, target.url(), &secret, args.workers, work.path())?;
+    log(format!("fresh database for {}", plan.target.url()));
+    plan.target.recreate()?;
+    let server = Server::start(&bin, plan.target.url(), &secret, args.workers, work.path())?;
     let token = server::mint_token(&bin, &secret)?;
-    let outcome = measure_server(args, &target, &server, &token, bodies, &census, &universe, &window, &mut report);
+    let outcome = measure_server(&plan, &server, &token, bodies, &mut report);
     let outcome = outcome.map_err(|e| -> Error { format!("{e}\nserver log:\n{}", server.log_tail()).into() });
     server.stop();
     let (pages, questions) = outcome?;
+    let Plan { target, universe, window, subjects, .. } = plan;
+    let Subjects { ns, repo_ns, repo, performer, .. } = subjects;
+    let rare = Universe::quay_kind_id(RARE_KIND).unwrap_or(0);
 
     // Quay's side.
     if let Target::Postgres { url, .. } = &target {
@@ -246,9 +291,12 @@ fn run(args: &Args) -> Result<Report, Error> {
         report.backend =
             format!("PostgreSQL {}", database::postgres_description(&mut conn).split_whitespace().nth(1).unwrap_or(""));
         log("loading the same rows into Quay's logentry3");
+        let step = (entries / 10).max(1);
+        let shown = std::cell::Cell::new(0u64);
         let loaded = quay::load(&mut conn, &universe, |n| {
-            if n % 1_000_000 < 200_000 {
-                log(format!("logentry3: {n} rows"));
+            if n / step > shown.get() / step || n == entries {
+                log(format!("logentry3: {n} of {entries} rows"));
+                shown.set(n);
             }
         })?;
         report.quay_load = Some(loaded);
@@ -305,18 +353,14 @@ fn run(args: &Args) -> Result<Report, Error> {
 }
 
 /// Everything measured through the server; returns the pages followed and the questions.
-#[allow(clippy::too_many_arguments)]
 fn measure_server(
-    args: &Args,
-    target: &Target,
+    plan: &Plan<'_>,
     server: &Server,
     token: &str,
-    bodies: Vec<(usize, Vec<u8>)>,
-    census: &Census,
-    universe: &Universe,
-    window: &Window,
+    bodies: Vec<load::Batch>,
     report: &mut Report,
 ) -> Result<(usize, Vec<Question>), Error> {
+    let Plan { args, target, universe, window, census, subjects } = plan;
     let base = server.base.clone();
     std::thread::sleep(Duration::from_secs(1));
     let mut memory = MemoryReport { idle_start: server.memory().rss_kib, ..MemoryReport::default() };
@@ -343,11 +387,8 @@ fn measure_server(
     }
 
     // The questions.
-    let ns = universe.namespace_name(census.largest_namespace()).to_owned();
-    let (repo_ns, repo) = census.largest_repository();
-    let repo_path = format!("{}/{}", universe.namespace_name(repo_ns), Universe::repo_name(repo));
-    let performer =
-        universe.performer_name(census.largest_namespace(), census.top_performer(census.largest_namespace()));
+    let ns = &subjects.ns_name;
+    let repo_path = &subjects.repo_path;
     let org_logs = format!("{base}/api/v1/organization/{ns}/logs");
     let params = window.params();
     let http = client()?;
@@ -361,7 +402,7 @@ fn measure_server(
     let agg: Value =
         get_json(http.get(format!("{base}/api/v1/organization/{ns}/aggregatelogs")).bearer_auth(token).query(&params))?;
     let agg_total: i64 = agg["aggregated"].as_array().map_or(0, |a| a.iter().filter_map(|c| c["count"].as_i64()).sum());
-    let expected = census.namespace_window.get(&census.largest_namespace()).copied().unwrap_or(0);
+    let expected = census.namespace_window.get(&subjects.ns).copied().unwrap_or(0);
     report.notes.push(format!(
         "Check: the namespace aggregate counts {agg_total} entries; the generator made {expected} in that window{}.",
         if agg_total as u64 == expected { " (equal)" } else { " — they DIFFER" }
@@ -386,33 +427,35 @@ fn measure_server(
     }
 
     let (clients, requests) = (args.clients, args.requests);
-    let mut questions = Vec::new();
-    let mut ask = |name: String, url: String, extra: Vec<(&'static str, String)>| -> Result<Latency, Error> {
+    let ask = |name: String, url: &str, query: &[(&str, String)]| -> Result<Question, Error> {
         log(format!("timing: {name}"));
-        let mut q = params.clone();
-        q.extend(extra);
-        let l = load::measure(clients, requests, |c| c.get(&url).bearer_auth(token).query(&q))?;
-        questions.push(Question { name, ours: l, quay: None });
-        Ok(l)
+        let ours = load::measure(clients, requests, |c| c.get(url).bearer_auth(token).query(query))?;
+        Ok(Question { name, ours, quay: None })
     };
-    ask("org list, first page".into(), org_logs.clone(), vec![])?;
+    let with = |extra: (&'static str, String)| {
+        let mut q = params.clone();
+        q.push(extra);
+        q
+    };
+    let mut questions = vec![ask("org list, first page".into(), &org_logs, &params)?];
     let deep_name =
         if pages == 500 { "org list, page 500".to_owned() } else { format!("org list, page 500 (page {pages} here)") };
-    log(format!("timing: {deep_name}"));
-    let deep = load::measure(clients, requests, |c| c.get(&org_logs).bearer_auth(token).query(&deep_params))?;
-    let mut ask_deep = vec![
-        Question { name: deep_name, ours: deep, quay: None },
-        Question { name: format!("org list, page 500, Quay as plain OFFSET {}", pages * 20), ours: deep, quay: None },
-    ];
-    ask("org list, by performer".into(), org_logs.clone(), vec![("performer", performer.unwrap_or_default())])?;
-    ask("org list, by a rare kind".into(), org_logs.clone(), vec![("kind", RARE_KIND.into())])?;
-    ask("repository list, first page".into(), format!("{base}/api/v1/repository/{repo_path}/logs"), vec![])?;
-    ask("org aggregate, 31 days".into(), format!("{base}/api/v1/organization/{ns}/aggregatelogs"), vec![])?;
-    ask("repository aggregate, 31 days".into(), format!("{base}/api/v1/repository/{repo_path}/aggregatelogs"), vec![])?;
-    // Keep the table in reading order: first page, page 500 (twice), then the rest.
-    let rest = questions.split_off(1);
-    questions.append(&mut ask_deep);
-    questions.extend(rest);
+    let deep = ask(deep_name, &org_logs, &deep_params)?;
+    // The same request, compared below with Quay's query written as a plain OFFSET.
+    let plain = Question { name: format!("org list, page 500, Quay as plain OFFSET {}", pages * 20), ..deep.clone() };
+    questions.extend([deep, plain]);
+    questions.push(ask(
+        "org list, by performer".into(),
+        &org_logs,
+        &with(("performer", subjects.performer_name.clone())),
+    )?);
+    questions.push(ask("org list, by a rare kind".into(), &org_logs, &with(("kind", RARE_KIND.into())))?);
+    let repo_logs = format!("{base}/api/v1/repository/{repo_path}/logs");
+    questions.push(ask("repository list, first page".into(), &repo_logs, &params)?);
+    let org_agg = format!("{base}/api/v1/organization/{ns}/aggregatelogs");
+    questions.push(ask("org aggregate, 31 days".into(), &org_agg, &params)?);
+    let repo_agg = format!("{base}/api/v1/repository/{repo_path}/aggregatelogs");
+    questions.push(ask("repository aggregate, 31 days".into(), &repo_agg, &params)?);
     memory.peak_queries = sampler.take();
     memory.peak_overall = server.memory().peak_kib;
 
@@ -450,7 +493,8 @@ fn measure_server(
     memory.peak_overall = memory.peak_overall.max(hwm).max(memory.peak_ingest);
     report.export = Some(Export { entries: status["entries"].as_u64().unwrap_or(0), elapsed, peak_kib: peak_export });
     std::thread::sleep(Duration::from_secs(2));
-    memory.idle_after = server.memory().rss_kib;
+    let after = server.memory();
+    (memory.idle_after, memory.idle_after_anon) = (after.rss_kib, after.anon_kib);
     report.memory = memory;
     Ok((pages, questions))
 }
@@ -459,7 +503,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
         Ok(report) => {
-            let md = report::document(&report);
+            let previous = std::fs::read_to_string(&args.out).ok();
+            let md = report::document(&report, previous.as_deref());
             println!("{}", report.markdown());
             if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 let _ = std::fs::create_dir_all(dir);

@@ -304,7 +304,12 @@ impl Queries {
     }
 }
 
-/// One untimed warm-up run, then `runs` timed ones.
+/// Longest time one question's timed runs may take: slow scans stop early (after at least
+/// [`MIN_RUNS`] runs) so a 10-million-row run stays within minutes.
+const BUDGET: Duration = Duration::from_secs(20);
+const MIN_RUNS: usize = 5;
+
+/// One untimed warm-up run, then up to `runs` timed ones (fewer when they exceed [`BUDGET`]).
 fn time_runs<T>(
     conn: &mut PgConnection,
     runs: usize,
@@ -312,7 +317,11 @@ fn time_runs<T>(
 ) -> Result<(Latency, usize), Error> {
     let mut rows = run(conn)?.len();
     let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs.max(1) {
+    let started = Instant::now();
+    for i in 0..runs.max(1) {
+        if i >= MIN_RUNS && started.elapsed() > BUDGET {
+            break;
+        }
         let t = Instant::now();
         rows = run(conn)?.len();
         samples.push(t.elapsed());

@@ -38,6 +38,7 @@ pub struct MemoryReport {
     pub peak_export: u64,
     pub peak_overall: u64,
     pub idle_after: u64,
+    pub idle_after_anon: u64,
 }
 
 /// Everything one run found.
@@ -193,7 +194,8 @@ impl Report {
             self.workers,
             if self.quay_load.is_some() {
                 format!(
-                    " · Quay SQL: {} runs per list, {} per aggregate, one client, after one warm-up run",
+                    " · Quay SQL: one client, one warm-up run, then up to {} runs per list and {} per aggregate \
+                     (a question stops after 20 s once it has 5 runs)",
                     self.quay_runs.0, self.quay_runs.1
                 )
             } else {
@@ -239,13 +241,15 @@ impl Report {
         let _ = writeln!(
             s,
             "- **Server memory (RSS):** idle after start {}; peak while ingesting {}, while answering queries {}, \
-             while exporting {}; peak over the run (VmHWM) {}; idle after the run {}.",
+             while exporting {}; peak over the run (VmHWM) {}; idle after the run {} ({} of it anonymous: heap, \
+             caches and stacks).",
             mib(m.idle_start),
             mib(m.peak_ingest),
             mib(m.peak_queries),
             mib(m.peak_export),
             mib(m.peak_overall),
-            mib(m.idle_after)
+            mib(m.idle_after),
+            mib(m.idle_after_anon)
         );
         if let Some(v) = self.vacuum {
             let _ = writeln!(
@@ -301,8 +305,27 @@ impl Report {
     }
 }
 
-/// The whole `docs/BENCHMARKS.md`: what is measured and how, then the results.
-pub fn document(report: &Report) -> String {
+/// Which backend a `## Results: … on BACKEND` heading names.
+fn family(heading: &str) -> &str {
+    if heading.contains(" on SQLite") { "SQLite" } else { "PostgreSQL" }
+}
+
+/// The `## Results` sections of an earlier document, except the one for `backend`: a PostgreSQL
+/// run keeps the last SQLite results and the other way round.
+fn other_results<'a>(previous: &'a str, backend: &str) -> Vec<&'a str> {
+    let starts: Vec<usize> = previous.match_indices("\n## Results: ").map(|(i, _)| i + 1).collect();
+    let ends = starts.iter().skip(1).copied().chain([previous.len()]);
+    starts
+        .iter()
+        .zip(ends)
+        .map(|(&start, end)| previous[start..end].trim_end())
+        .filter(|section| family(section.lines().next().unwrap_or_default()) != family(&format!(" on {backend}")))
+        .collect()
+}
+
+/// The whole `docs/BENCHMARKS.md`: what is measured and how, then the results of this run,
+/// followed by the other backend's results kept from `previous` (PostgreSQL first).
+pub fn document(report: &Report, previous: Option<&str>) -> String {
     let mut s = String::from(
         "# Benchmarks\n\n\
 This page is written by the benchmark harness (`crates/usagelogs-bench`): run it again and it is\n\
@@ -344,7 +367,13 @@ target/release/usagelogs-bench --database-url sqlite:///tmp/usagelogs-bench.db -
 A smoke run with a tiny N (`crates/usagelogs-bench/tests/smoke.rs`) runs with the test suite so the\n\
 harness keeps working; the full run does not.\n\n",
     );
-    s.push_str(&report.markdown());
+    let ours = report.markdown();
+    let kept = previous.map(|p| other_results(p, &report.backend)).unwrap_or_default();
+    let mut sections = vec![ours.trim_end()];
+    sections.extend(kept);
+    sections.sort_by_key(|sec| family(sec.lines().next().unwrap_or_default()) == "SQLite");
+    s.push_str(&sections.join("\n\n"));
+    s.push('\n');
     s
 }
 
@@ -354,6 +383,21 @@ mod tests {
 
     fn lat(p50: u64, p99: u64) -> Latency {
         Latency { p50: Duration::from_micros(p50), p99: Duration::from_micros(p99) }
+    }
+
+    #[test]
+    fn a_run_replaces_only_its_own_backends_results() {
+        let run = |backend: &str, n: u64| Report { backend: backend.into(), entries: n, ..Report::default() };
+        let pg = document(&run("PostgreSQL 15.20", 10_000_000), None);
+        let both = document(&run("SQLite", 1_000_000), Some(&pg));
+        assert!(both.contains("## Results: 10,000,000 entries on PostgreSQL 15.20"), "{both}");
+        assert!(both.contains("## Results: 1,000,000 entries on SQLite"), "{both}");
+        assert!(both.find("on PostgreSQL").unwrap() < both.find("entries on SQLite").unwrap());
+        let again = document(&run("PostgreSQL 15.20", 2_000), Some(&both));
+        assert!(!again.contains("10,000,000 entries on PostgreSQL"), "{again}");
+        assert!(again.contains("## Results: 2,000 entries on PostgreSQL") && again.contains("entries on SQLite"));
+        assert_eq!(again.matches("## Results: ").count(), 2);
+        assert_eq!(again.matches("# Benchmarks").count(), 1);
     }
 
     #[test]

@@ -107,11 +107,13 @@ impl Drop for Server {
     }
 }
 
-/// Resident memory of a process, in KiB: now (VmRSS) and its peak (VmHWM).
+/// Resident memory of a process, in KiB: now (VmRSS), its peak (VmHWM), and the anonymous part
+/// of now (RssAnon: heap and stacks, without mapped files).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
     pub rss_kib: u64,
     pub peak_kib: u64,
+    pub anon_kib: u64,
 }
 
 impl Memory {
@@ -124,7 +126,7 @@ impl Memory {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
                 .unwrap_or(0)
         };
-        Self { rss_kib: field("VmRSS:"), peak_kib: field("VmHWM:") }
+        Self { rss_kib: field("VmRSS:"), peak_kib: field("VmHWM:"), anon_kib: field("RssAnon:") }
     }
 }
 

@@ -4,6 +4,7 @@ mod error;
 pub mod export;
 mod idempotency;
 pub mod page_token;
+pub mod retention;
 mod service;
 
 pub use error::ServiceError;

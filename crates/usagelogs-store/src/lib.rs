@@ -3,12 +3,17 @@
 mod db;
 mod error;
 mod jobs;
+mod retention;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use db::{Backend, DieselStore, StoreOptions, revert_all_migrations, run_migrations};
 pub use error::StoreError;
 pub use jobs::{ExportJob, ExportJobStore, ExportOutcome, ExportStatus, NewExportJob};
+pub use retention::{
+    ArchiveError, ArchivePiece, RetentionAction, RetentionArchive, RetentionError, RetentionPlan, RetentionStore,
+    RetentionUnit, UnitOutcome,
+};
 
 use time::OffsetDateTime;
 use usagelogs_core::{DailyCount, LogEntry, NewLogEntry, TimeWindow};

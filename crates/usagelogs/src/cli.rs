@@ -75,6 +75,8 @@ pub enum Command {
     Openapi,
     /// Fill the database with realistic demo logs.
     DemoData(DemoArgs),
+    /// Remove log entries older than N days (print the plan with --dry-run, remove with --apply).
+    Retention(RetentionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +93,9 @@ pub struct ServeArgs {
     /// How long export links stay valid, e.g. `1h`, `30m`, `2d`.
     #[arg(long, env = "USAGELOGS_EXPORT_TTL", default_value = "1h", value_parser = parse_duration)]
     pub export_ttl: std::time::Duration,
+    /// S3 object storage for export files.
+    #[command(flatten)]
+    pub export_s3: Box<ExportS3Args>,
     /// SMTP server for export e-mail, e.g. `smtp://127.0.0.1:2525`.
     #[arg(long, env = "USAGELOGS_SMTP_URL")]
     pub smtp_url: Option<String>,
@@ -134,6 +139,47 @@ pub struct ServeArgs {
     /// Fill an empty database with realistic demo logs first.
     #[arg(long, env = "USAGELOGS_DEMO")]
     pub demo: bool,
+    /// Remove log entries older than this many days (whole PostgreSQL partitions where
+    /// possible), at start and every --retention-interval. Off when not given.
+    #[arg(long, env = "USAGELOGS_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// How often retention runs, e.g. `1h` (on PostgreSQL it also makes the coming months'
+    /// partitions, also when retention is off).
+    #[arg(long, env = "USAGELOGS_RETENTION_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub retention_interval: std::time::Duration,
+    /// Archive the entries as NDJSON files in --export-dir (`retention-YYYY-MM.ndjson` per
+    /// partition, `retention-YYYY-MM-DD.ndjson` per day) before removing them.
+    #[arg(long, env = "USAGELOGS_RETENTION_ARCHIVE", requires = "retention_days")]
+    pub retention_archive: bool,
+}
+
+/// Export files in S3 (`serve`).
+#[derive(Debug, Args)]
+pub struct ExportS3Args {
+    /// Keep export files in this S3 bucket (or one of an S3-compatible server) instead of
+    /// --export-dir; downloads then go through pre-signed URLs. Settings not given by the
+    /// --export-s3-* flags come from the usual AWS_* variables.
+    #[arg(long, env = "USAGELOGS_EXPORT_S3_BUCKET")]
+    pub export_s3_bucket: Option<String>,
+    /// Key prefix of the export files in the bucket, e.g. `usagelogs/exports`.
+    #[arg(long, env = "USAGELOGS_EXPORT_S3_PREFIX", requires = "export_s3_bucket")]
+    pub export_s3_prefix: Option<String>,
+    /// Endpoint of an S3-compatible server, e.g. `https://minio.example:9000` (path-style
+    /// requests); default: AWS_ENDPOINT, else Amazon S3.
+    #[arg(long, env = "USAGELOGS_EXPORT_S3_ENDPOINT", requires = "export_s3_bucket")]
+    pub export_s3_endpoint: Option<String>,
+    /// Region of the bucket [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "USAGELOGS_EXPORT_S3_REGION", requires = "export_s3_bucket")]
+    pub export_s3_region: Option<String>,
+    /// Access key id (default: AWS_ACCESS_KEY_ID, else instance or web-identity credentials).
+    #[arg(long, env = "USAGELOGS_EXPORT_S3_ACCESS_KEY_ID", requires = "export_s3_bucket", hide_env_values = true)]
+    pub export_s3_access_key_id: Option<String>,
+    /// Secret access key (default: AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "USAGELOGS_EXPORT_S3_SECRET_ACCESS_KEY", requires = "export_s3_bucket", hide_env_values = true)]
+    pub export_s3_secret_access_key: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint (a test server on loopback, say).
+    #[arg(long, env = "USAGELOGS_EXPORT_S3_ALLOW_HTTP", requires = "export_s3_bucket")]
+    pub export_s3_allow_http: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +230,25 @@ pub struct DemoArgs {
     /// Seed of the generator (same seed, same data).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// Days kept: entries before 00:00 UTC of (today − DAYS) are removed.
+    #[arg(long, env = "USAGELOGS_RETENTION_DAYS")]
+    pub days: u32,
+    /// Print what would be removed; remove nothing.
+    #[arg(long, required_unless_present = "apply", conflicts_with = "apply")]
+    pub dry_run: bool,
+    /// Remove it, and print what was removed.
+    #[arg(long)]
+    pub apply: bool,
+    /// Archive the entries as NDJSON files in --export-dir before removing them.
+    #[arg(long, requires = "apply")]
+    pub archive: bool,
+    /// Folder of the archive files.
+    #[arg(long, env = "USAGELOGS_EXPORT_DIR", default_value = "exports")]
+    pub export_dir: PathBuf,
 }
 
 /// Parses `90s`, `30m`, `1h`, `2d` or plain seconds.

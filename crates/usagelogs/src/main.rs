@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use tracing_actix_web::TracingLogger;
 use usagelogs_core::{AccessGrant, Claims, SuperuserLevel};
 use usagelogs_http::{AppState, HttpLimits, configure};
-use usagelogs_service::export::{CallbackPolicy, LocalExportStorage, Notifier, NotifyConfig};
+use usagelogs_service::export::storage::{S3Config, S3ExportStorage};
+use usagelogs_service::export::{CallbackPolicy, ExportStorage, LocalExportStorage, Notifier, NotifyConfig};
 use usagelogs_service::{ExportConfig, ExportService, LogService, ServiceConfig};
 use usagelogs_store::{DieselStore, LogStore, StoreOptions};
 
@@ -104,8 +105,28 @@ fn hostname() -> String {
 
 fn export_service(logs: &Arc<DieselStore>, args: &ServeArgs) -> Result<ExportService, Error> {
     let policy = CallbackPolicy::new(&args.callback_allow)?;
-    let storage = LocalExportStorage::new(&args.export_dir)
-        .map_err(|e| format!("cannot use export folder {}: {e}", args.export_dir.display()))?;
+    let s3 = &args.export_s3;
+    let storage: Arc<dyn ExportStorage> = match &s3.export_s3_bucket {
+        Some(bucket) => {
+            let config = S3Config {
+                bucket: bucket.clone(),
+                prefix: s3.export_s3_prefix.clone(),
+                endpoint: s3.export_s3_endpoint.clone(),
+                region: s3.export_s3_region.clone(),
+                access_key_id: s3.export_s3_access_key_id.clone(),
+                secret_access_key: s3.export_s3_secret_access_key.clone(),
+                allow_http: s3.export_s3_allow_http,
+                part_size: 0,
+            };
+            let storage = S3ExportStorage::new(&config).map_err(|e| format!("cannot use S3 bucket {bucket}: {e}"))?;
+            tracing::info!(bucket = %bucket, prefix = ?s3.export_s3_prefix, "export files go to S3");
+            Arc::new(storage)
+        }
+        None => Arc::new(
+            LocalExportStorage::new(&args.export_dir)
+                .map_err(|e| format!("cannot use export folder {}: {e}", args.export_dir.display()))?,
+        ),
+    };
     let notify = NotifyConfig {
         smtp_url: args.smtp_url.clone(),
         mail_from: args.mail_from.clone(),
@@ -120,14 +141,7 @@ fn export_service(logs: &Arc<DieselStore>, args: &ServeArgs) -> Result<ExportSer
         chunk_size: args.export_chunk_size.max(1),
         ..ExportConfig::default()
     };
-    Ok(ExportService::new(
-        logs.clone(),
-        logs.clone(),
-        Arc::new(storage),
-        Notifier::new(notify, policy.clone()),
-        policy,
-        config,
-    ))
+    Ok(ExportService::new(logs.clone(), logs.clone(), storage, Notifier::new(notify, policy.clone()), policy, config))
 }
 
 fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
@@ -149,6 +163,7 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
     let service = LogService::new(logs.clone(), config);
     let exports = Arc::new(export_service(&logs, args)?);
     let workers_handle = exports.start_workers(&format!("{}-{}", hostname(), std::process::id()));
+    let retention_handle = start_retention(&logs, args)?;
     let mut state = AppState::new(service, keys.verifier.clone());
     state.public_url = args.public_url.clone();
     state.limits = HttpLimits { max_body_bytes: args.max_body_bytes };
@@ -175,6 +190,90 @@ fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), Error> {
         server.run().await
     })?;
     workers_handle.stop();
+    if let Some(handle) = retention_handle {
+        handle.stop();
+    }
+    Ok(())
+}
+
+/// Starts the retention schedule of `serve`: with --retention-days, or on PostgreSQL (to make the
+/// coming months' partitions ahead of time).
+fn start_retention(
+    logs: &Arc<DieselStore>,
+    args: &ServeArgs,
+) -> Result<Option<usagelogs_service::retention::RetentionHandle>, Error> {
+    use usagelogs_service::retention::{self, RetentionSettings};
+    if args.retention_days.is_none() && logs.backend() == usagelogs_store::Backend::Sqlite {
+        return Ok(None);
+    }
+    let settings = RetentionSettings {
+        days: args.retention_days,
+        interval: args.retention_interval,
+        archive: args.retention_archive,
+    };
+    // Archives go to the export folder (with S3 exports too: the folder is local to this server).
+    let storage: Option<Arc<dyn ExportStorage>> = if args.retention_archive {
+        let dir = &args.export_dir;
+        Some(Arc::new(
+            LocalExportStorage::new(dir).map_err(|e| format!("cannot use export folder {}: {e}", dir.display()))?,
+        ))
+    } else {
+        None
+    };
+    if let Some(days) = args.retention_days {
+        tracing::info!(days, interval = ?args.retention_interval, archive = args.retention_archive, "retention on");
+    }
+    Ok(Some(retention::start(Arc::clone(logs), settings, storage)))
+}
+
+/// `usagelogs retention`: prints the plan, and with --apply removes it.
+fn retention_command(cli: &Cli, args: &cli::RetentionArgs) -> Result<(), Error> {
+    use usagelogs_service::retention;
+    use usagelogs_store::{RetentionAction, RetentionUnit};
+    let describe = |u: &RetentionUnit| {
+        let (what, how) = match &u.action {
+            RetentionAction::DropPartition { partition } => (partition.as_str(), "drop partition"),
+            RetentionAction::Delete => ("log_entries", "delete"),
+        };
+        format!("  {what:<22} {} .. {}  {how:<15} {:>12} entries", u.from, u.to, u.entries)
+    };
+    let store = open_store(cli)?;
+    let now = OffsetDateTime::now_utc();
+    let plan = retention::plan(&store, args.days, now)?;
+    println!("Keeping {} days on {}: entries before {} 00:00 UTC go.", args.days, store.backend(), plan.cutoff);
+    if plan.units.is_empty() {
+        println!("Nothing to remove.");
+        return Ok(());
+    }
+    for unit in &plan.units {
+        println!("{}", describe(unit));
+    }
+    println!("Total: {} entries.", plan.entries());
+    if args.dry_run {
+        println!("Dry run: nothing removed (run with --apply to remove them).");
+        return Ok(());
+    }
+    let storage = if args.archive {
+        Some(
+            LocalExportStorage::new(&args.export_dir)
+                .map_err(|e| format!("cannot use export folder {}: {e}", args.export_dir.display()))?,
+        )
+    } else {
+        None
+    };
+    let (report, result) = retention::apply(&store, args.days, now, storage.as_ref().map(|s| s as &dyn ExportStorage));
+    for done in &report.units {
+        let how = match &done.unit.action {
+            RetentionAction::DropPartition { partition } => format!("dropped {partition}"),
+            RetentionAction::Delete => "deleted in batches".to_owned(),
+        };
+        println!("Removed {} entries of {} .. {} ({how}).", done.removed, done.unit.from, done.unit.to);
+    }
+    for file in &report.files {
+        println!("Archived to {}", args.export_dir.join(file).display());
+    }
+    println!("Removed {} entries in all.", report.removed());
+    result?;
     Ok(())
 }
 
@@ -202,6 +301,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             println!("Stored {n} demo log entries over the last {} days.", args.days);
             Ok(())
         }
+        Command::Retention(args) => retention_command(&cli, args),
         Command::Import(args) => {
             let store = open_store(&cli)?;
             let (report, result) = if args.file.as_os_str() == "-" {

@@ -5,6 +5,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "s3.rs"]
+mod s3;
+pub use s3::{S3Config, S3ExportStorage};
+
 /// A file being written; it appears under its name only when committed, so a reader never sees
 /// half a file. Dropping it uncommitted discards it.
 pub trait StagedFile: Write + Send {
@@ -16,6 +20,12 @@ pub trait StagedFile: Write + Send {
 pub trait ExportStorage: Send + Sync + 'static {
     /// Starts writing file `name`.
     fn create(&self, name: &str) -> io::Result<Box<dyn StagedFile>>;
+    /// Starts writing file `name`, to be served as `content_type` by storages that keep one
+    /// (object storage); the others ignore it.
+    fn create_typed(&self, name: &str, content_type: &'static str) -> io::Result<Box<dyn StagedFile>> {
+        let _ = content_type;
+        self.create(name)
+    }
     /// Opens file `name` for download through this server, if it exists here.
     fn open(&self, name: &str) -> io::Result<Option<File>>;
     /// Deletes file `name`; a missing file is not an error.
@@ -39,15 +49,20 @@ impl LocalExportStorage {
     }
 
     fn path(&self, name: &str) -> io::Result<PathBuf> {
-        // Names are generated ids; refuse anything that could leave the folder.
-        if name.is_empty()
-            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-            || name.starts_with('.')
-        {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad export file name"));
-        }
+        check_name(name)?;
         Ok(self.dir.join(name))
     }
+}
+
+/// Names are generated ids; refuse anything that could leave the folder or the key prefix.
+fn check_name(name: &str) -> io::Result<()> {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        || name.starts_with('.')
+    {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad export file name"));
+    }
+    Ok(())
 }
 
 struct LocalStaged {

@@ -4,7 +4,9 @@
 pub(crate) mod conn;
 mod jobs;
 mod migrate;
+pub(crate) mod partitions;
 mod read;
+mod retention;
 pub(crate) mod schema;
 pub(crate) mod types;
 mod write;
@@ -18,8 +20,8 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use read::Order;
 use schema::kinds;
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use usagelogs_core::{DailyCount, LogEntry, NewLogEntry};
 
@@ -52,6 +54,9 @@ struct Inner {
     /// Kind names by id and ids by name. Kinds are never deleted or renamed, so entries stay
     /// valid; the cache is filled only from committed rows (reads outside transactions).
     kinds: RwLock<KindNames>,
+    /// PostgreSQL: months whose `log_entries` partition is known to exist (filled from the
+    /// catalog at connect, grown as partitions are made, shrunk as retention drops them).
+    partitions: Mutex<BTreeSet<partitions::Month>>,
 }
 
 #[derive(Debug, Default)]
@@ -108,6 +113,15 @@ impl DieselStore {
         }
         let mut kinds = KindNames::default();
         load_kinds(&mut first, &mut kinds).map_err(query_error)?;
+        let mut months = BTreeSet::new();
+        if let AnyConnection::Postgres(c) = &mut first {
+            months = partitions::existing(c).map_err(query_error)?;
+            let today = time::OffsetDateTime::now_utc().date();
+            if let Err(e) = ensure_months(c, &mut months, ahead(today)) {
+                // Not fatal: inserts create a missing month's partition themselves.
+                tracing::warn!(error = %e, "cannot create the log_entries partitions of the coming months");
+            }
+        }
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(options.max_connections.max(1))
@@ -116,7 +130,7 @@ impl DieselStore {
             .error_handler(Box::new(TracingErrors))
             .build(Manager { target })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { pool, backend, kinds: RwLock::new(kinds) }) })
+        Ok(Self { inner: Arc::new(Inner { pool, backend, kinds: RwLock::new(kinds), partitions: Mutex::new(months) }) })
     }
 
     /// Applies pending migrations to the database at `url` (as [`run_migrations`]).
@@ -139,6 +153,49 @@ impl DieselStore {
     /// The engine behind this store.
     pub fn backend(&self) -> Backend {
         self.inner.backend
+    }
+
+    /// PostgreSQL: the partitions of `log_entries`, oldest first, read from the catalog
+    /// (partitions named otherwise than `log_entries_yYYYYmMM` are left out). SQLite: none.
+    pub fn partitions(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        match &mut *conn {
+            AnyConnection::Sqlite(_) => Ok(Vec::new()),
+            AnyConnection::Postgres(c) => {
+                let months = partitions::existing(c).map_err(query_error)?;
+                Ok(months.into_iter().map(partitions::name).collect())
+            }
+        }
+    }
+
+    fn partitions_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<partitions::Month>> {
+        self.inner.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// PostgreSQL: makes sure the partitions of `months` exist, creating those not known to
+    /// (after reading the catalog again when `refresh`). Returns the names of those created.
+    fn ensure_partitions_pg(
+        &self,
+        c: &mut diesel::PgConnection,
+        months: impl IntoIterator<Item = partitions::Month>,
+        refresh: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        if refresh {
+            let found = partitions::existing(c).map_err(query_error)?;
+            *self.partitions_lock() = found;
+        }
+        // The lock is not held while creating: a CREATE may wait for running inserts.
+        let missing: Vec<partitions::Month> = {
+            let known = self.partitions_lock();
+            months.into_iter().filter(|m| !known.contains(m)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut made = BTreeSet::new();
+        let result = ensure_months(c, &mut made, missing.iter().copied());
+        self.partitions_lock().extend(made);
+        result.map_err(query_error)
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
@@ -231,6 +288,30 @@ impl DieselStore {
     }
 }
 
+/// The month of `today` and the next two.
+fn ahead(today: time::Date) -> [partitions::Month; 3] {
+    let m = partitions::month_of(today);
+    [m, partitions::next(m), partitions::next(partitions::next(m))]
+}
+
+/// Creates the partitions of `months` missing from `known` and records them; returns their names.
+fn ensure_months(
+    c: &mut diesel::PgConnection,
+    known: &mut BTreeSet<partitions::Month>,
+    months: impl IntoIterator<Item = partitions::Month>,
+) -> QueryResult<Vec<String>> {
+    let mut made = Vec::new();
+    for m in months {
+        if known.contains(&m) {
+            continue;
+        }
+        partitions::create(c, m)?;
+        known.insert(m);
+        made.push(partitions::name(m));
+    }
+    Ok(made)
+}
+
 fn load_kinds(conn: &mut AnyConnection, cache: &mut KindNames) -> QueryResult<()> {
     let rows: Vec<(i64, String)> = kinds::table.select((kinds::id, kinds::name)).load(conn)?;
     for (id, name) in rows {
@@ -251,7 +332,19 @@ impl LogStore for DieselStore {
         let mut conn = self.conn()?;
         let ids = match &mut *conn {
             AnyConnection::Sqlite(c) => c.immediate_transaction(|c| write::sqlite::write(c, &plan, &known)),
-            AnyConnection::Postgres(c) => c.transaction(|c| write::pg::write(c, &plan, &known)),
+            AnyConnection::Postgres(c) => {
+                let months: BTreeSet<partitions::Month> =
+                    plan.rows.iter().map(|(_, day, _)| partitions::month_of(*day)).collect();
+                self.ensure_partitions_pg(c, months.iter().copied(), false)?;
+                match c.transaction(|c| write::pg::write(c, &plan, &known)) {
+                    Err(e) if partitions::is_missing_partition(&e) => {
+                        // Dropped since we looked (another server's retention): look again, retry once.
+                        self.ensure_partitions_pg(c, months.iter().copied(), true)?;
+                        c.transaction(|c| write::pg::write(c, &plan, &known))
+                    }
+                    other => other,
+                }
+            }
         }
         .map_err(query_error)?;
         if ids.kinds.keys().any(|k| !known.contains_key(k)) {

@@ -89,6 +89,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(log_entries -> namespaces (namespace_id));
 diesel::joinable!(log_entries -> repositories (repository_id));
 diesel::joinable!(log_entries -> performers (performer_id));
 diesel::joinable!(log_entries -> kinds (kind_id));

@@ -188,3 +188,66 @@ pub fn everything() -> TimeWindow {
 pub fn metadata_value(e: &LogEntry, key: &str) -> Option<Value> {
     e.metadata.get(key).cloned()
 }
+
+/// Asserts, for every filter combination of [`all_queries`] over `window`, that the aggregate
+/// equals the listed entries counted per (UTC day, kind): the rollup agrees with the entries.
+pub fn assert_rollup_consistent(store: &impl LogStore, window: TimeWindow) {
+    for q in all_queries(window) {
+        let listed = list_all(store, &q, || 1000);
+        let mut counted: BTreeMap<(Date, String), i64> = BTreeMap::new();
+        for e in &listed {
+            *counted.entry((e.datetime.date(), e.kind.clone())).or_insert(0) += 1;
+        }
+        let aggregated: BTreeMap<(Date, String), i64> =
+            store.aggregate(&q).unwrap().into_iter().map(|c| ((c.day, c.kind), c.count)).collect();
+        assert_eq!(aggregated, counted, "aggregate differs from the listed entries for {q:?}");
+    }
+}
+
+/// PostgreSQL: whether the relation `name` exists (`to_regclass`).
+pub fn pg_relation_exists(url: &str, name: &str) -> bool {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let mut c = diesel::PgConnection::establish(url).unwrap();
+    diesel::sql_query("SELECT to_regclass($1) IS NOT NULL AS found")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result::<Found>(&mut c)
+        .unwrap()
+        .found
+}
+
+/// PostgreSQL: the partitions of `log_entries` (`pg_inherits`), sorted by name.
+pub fn pg_partitions(url: &str) -> Vec<String> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let mut c = diesel::PgConnection::establish(url).unwrap();
+    diesel::sql_query(
+        "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'log_entries'::regclass ORDER BY 1",
+    )
+    .load::<Name>(&mut c)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect()
+}
+
+/// PostgreSQL: rows of one table, counted directly.
+pub fn pg_count(url: &str, table: &str) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut c = diesel::PgConnection::establish(url).unwrap();
+    diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result::<N>(&mut c).unwrap().n
+}

@@ -23,4 +23,6 @@ mod connect;
 mod jobs;
 mod migrations;
 mod paging;
+mod partitions;
+mod retention;
 mod throughput;
