@@ -43,7 +43,7 @@ PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;
 PRAGMA temp_store = MEMORY;
-PRAGMA cache_size = -16000;";
+PRAGMA cache_size = -4000;";
 
 /// Where to connect, parsed from the database URL.
 #[derive(Clone)]

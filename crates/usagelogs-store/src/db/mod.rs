@@ -57,6 +57,9 @@ struct Inner {
     /// PostgreSQL: months whose `log_entries` partition is known to exist (filled from the
     /// catalog at connect, grown as partitions are made, shrunk as retention drops them).
     partitions: Mutex<BTreeSet<partitions::Month>>,
+    /// SQLite: batches of this process queue here, in order, rather than in SQLite's busy
+    /// handler, which retries by polling and can starve one writer past its timeout under load.
+    sqlite_writer: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -77,6 +80,13 @@ pub(crate) fn query_error(e: DieselError) -> StoreError {
     match e {
         DieselError::DeserializationError(inner) => StoreError::Corrupt(inner.to_string()),
         DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+            StoreError::Unavailable(info.message().to_owned())
+        }
+        // SQLite's busy timeout ran out (another process held the write lock that long):
+        // transient, so the caller may retry.
+        DieselError::DatabaseError(_, info)
+            if info.message().contains("database is locked") || info.message().contains("database is busy") =>
+        {
             StoreError::Unavailable(info.message().to_owned())
         }
         other => StoreError::Query(other),
@@ -130,7 +140,15 @@ impl DieselStore {
             .error_handler(Box::new(TracingErrors))
             .build(Manager { target })
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { inner: Arc::new(Inner { pool, backend, kinds: RwLock::new(kinds), partitions: Mutex::new(months) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                backend,
+                kinds: RwLock::new(kinds),
+                partitions: Mutex::new(months),
+                sqlite_writer: Mutex::new(()),
+            }),
+        })
     }
 
     /// Applies pending migrations to the database at `url` (as [`run_migrations`]).
@@ -329,6 +347,9 @@ impl LogStore for DieselStore {
         let plan =
             write::Plan::new(entries).map_err(|e| StoreError::Corrupt(format!("metadata is not serializable: {e}")))?;
         let known = self.kinds_read().by_name.clone();
+        // Taken before a connection, so queued writers do not hold the pool's connections.
+        let _writer = (self.inner.backend == Backend::Sqlite)
+            .then(|| self.inner.sqlite_writer.lock().unwrap_or_else(|p| p.into_inner()));
         let mut conn = self.conn()?;
         let ids = match &mut *conn {
             AnyConnection::Sqlite(c) => c.immediate_transaction(|c| write::sqlite::write(c, &plan, &known)),
