@@ -2,7 +2,6 @@
 
 mod error;
 pub mod export;
-mod idempotency;
 pub mod page_token;
 pub mod retention;
 mod service;

@@ -1,7 +1,6 @@
 //! The use cases: list, aggregate, ingest.
 
 use crate::error::ServiceError;
-use crate::idempotency::{Claim, IdempotencyCache};
 use crate::page_token::{PageTokenKey, binding};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -10,7 +9,7 @@ use usagelogs_core::{
     Claims, Decision, Endpoint, KindName, Level, Namespace, NewLogEntry, Operation, RepoPath, SERVICE_KEY_KINDS,
     TimeWindow, authorize, format_rfc2822, is_catalog_kind, parse_date_param,
 };
-use usagelogs_store::{KindFilter, LogQuery, LogScope, LogStore};
+use usagelogs_store::{KeyedInsert, KindFilter, LogQuery, LogScope, LogStore};
 
 /// Settings of the use cases.
 #[derive(Debug, Clone)]
@@ -84,7 +83,6 @@ pub struct ListParams {
 pub struct LogService {
     store: Arc<dyn LogStore>,
     config: ServiceConfig,
-    idempotency: IdempotencyCache,
 }
 
 impl std::fmt::Debug for LogService {
@@ -102,7 +100,7 @@ struct Resolved {
 impl LogService {
     /// The use cases over `store`.
     pub fn new(store: Arc<dyn LogStore>, config: ServiceConfig) -> Self {
-        Self { store, config, idempotency: IdempotencyCache::new(std::time::Duration::from_secs(24 * 3600), 100_000) }
+        Self { store, config }
     }
 
     /// The store behind the service.
@@ -284,8 +282,9 @@ impl LogService {
             .collect()
     }
 
-    /// Stores a batch, all or nothing. With an idempotency key, a batch already answered for the
-    /// same caller and key is not stored again and answers the same count.
+    /// Stores a batch, all or nothing. With an idempotency key, a batch already stored for the
+    /// same caller and key within a day is not stored again and answers the same count — across
+    /// restarts and replicas, since the key is recorded with the entries.
     pub fn ingest(
         &self,
         caller: &Claims,
@@ -294,22 +293,12 @@ impl LogService {
         now: OffsetDateTime,
     ) -> Result<usize, ServiceError> {
         self.authorize_ingest(caller)?;
-        let Some(key) = idempotency_key else {
-            let batch = self.validate_batch(entries, now)?;
-            return Ok(self.store.insert_batch(&batch)?);
-        };
-        match self.idempotency.claim(&caller.sub, key) {
-            Claim::Answered(n) => Ok(n),
-            Claim::Run => {
-                let result = self
-                    .validate_batch(entries, now)
-                    .and_then(|batch| self.store.insert_batch(&batch).map_err(ServiceError::from));
-                match &result {
-                    Ok(n) => self.idempotency.complete(&caller.sub, key, *n),
-                    Err(_) => self.idempotency.abandon(&caller.sub, key),
-                }
-                result
-            }
+        let batch = self.validate_batch(entries, now)?;
+        match idempotency_key {
+            None => Ok(self.store.insert_batch(&batch)?),
+            Some(key) => match self.store.insert_batch_keyed(&batch, &caller.sub, key, now)? {
+                KeyedInsert::Stored(n) | KeyedInsert::Replayed(n) => Ok(n),
+            },
         }
     }
 }

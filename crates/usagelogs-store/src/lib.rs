@@ -84,6 +84,17 @@ pub trait LogStore: Send + Sync + 'static {
     /// transaction. Returns the number of entries stored.
     fn insert_batch(&self, entries: &[NewLogEntry]) -> Result<usize, StoreError>;
 
+    /// Stores a batch like [`LogStore::insert_batch`], once per (`caller`, `key`): the key is
+    /// recorded in the same transaction, and a batch whose key was recorded within the last day
+    /// is not stored again — the first answer is returned as [`KeyedInsert::Replayed`].
+    fn insert_batch_keyed(
+        &self,
+        entries: &[NewLogEntry],
+        caller: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<KeyedInsert, StoreError>;
+
     /// Up to `limit` entries matching `query`, newest first by (datetime, id), strictly after
     /// `after` in that order when given. `next` is set only when more entries exist.
     fn list(&self, query: &LogQuery, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError>;
@@ -108,6 +119,15 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Pool statistics, for metrics.
     fn pool_state(&self) -> PoolState;
+}
+
+/// The outcome of [`LogStore::insert_batch_keyed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedInsert {
+    /// Stored now: this many entries.
+    Stored(usize),
+    /// Stored by an earlier call with the same key, which accepted this many.
+    Replayed(usize),
 }
 
 /// Connections of the pool.

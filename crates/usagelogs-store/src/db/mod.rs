@@ -339,44 +339,159 @@ fn load_kinds(conn: &mut AnyConnection, cache: &mut KindNames) -> QueryResult<()
     Ok(())
 }
 
-impl LogStore for DieselStore {
-    fn insert_batch(&self, entries: &[NewLogEntry]) -> Result<usize, StoreError> {
-        if entries.is_empty() {
-            return Ok(0);
+/// An idempotency key and the time its batch is written.
+struct Key<'a> {
+    caller: &'a str,
+    key: &'a str,
+    now: i64,
+}
+
+/// Keys are remembered this long.
+const KEY_TTL_SECS: i64 = 24 * 3600;
+
+#[derive(QueryableByName)]
+struct AcceptedRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    accepted: i64,
+}
+
+/// What a write transaction did.
+enum Written {
+    Stored(write::Ids),
+    Replayed(usize),
+}
+
+macro_rules! keyed_sql {
+    ($c:expr, $key:expr, $n:expr, $sql:ident) => {{
+        use diesel::sql_types::{BigInt, Text};
+        let k: &Key<'_> = $key;
+        diesel::sql_query($sql::FORGET).bind::<BigInt, _>(k.now - KEY_TTL_SECS).execute($c)?;
+        match $n {
+            None => diesel::sql_query($sql::LOOKUP)
+                .bind::<Text, _>(k.caller)
+                .bind::<Text, _>(k.key)
+                .get_result::<AcceptedRow>($c)
+                .optional()?
+                .map(|r| r.accepted),
+            Some(n) => {
+                diesel::sql_query($sql::RECORD)
+                    .bind::<Text, _>(k.caller)
+                    .bind::<Text, _>(k.key)
+                    .bind::<BigInt, _>(n)
+                    .bind::<BigInt, _>(k.now)
+                    .execute($c)?;
+                None
+            }
         }
+    }};
+}
+
+mod sqlite_keys {
+    pub(super) const FORGET: &str = "DELETE FROM ingest_keys WHERE created_at < ?";
+    pub(super) const LOOKUP: &str = "SELECT accepted FROM ingest_keys WHERE caller = ? AND key = ?";
+    pub(super) const RECORD: &str = "INSERT INTO ingest_keys (caller, key, accepted, created_at) VALUES (?, ?, ?, ?)";
+}
+
+mod pg_keys {
+    pub(super) const FORGET: &str = "DELETE FROM ingest_keys WHERE created_at < $1";
+    pub(super) const LOOKUP: &str = "SELECT accepted FROM ingest_keys WHERE caller = $1 AND key = $2";
+    pub(super) const RECORD: &str =
+        "INSERT INTO ingest_keys (caller, key, accepted, created_at) VALUES ($1, $2, $3, $4)";
+}
+
+impl DieselStore {
+    /// Writes a batch in one transaction; with a key, first answers a replay from a recorded key,
+    /// and records the key with the entries.
+    fn write_batch(&self, entries: &[NewLogEntry], key: Option<&Key<'_>>) -> Result<Written, StoreError> {
         let plan =
             write::Plan::new(entries).map_err(|e| StoreError::Corrupt(format!("metadata is not serializable: {e}")))?;
         let known = self.kinds_read().by_name.clone();
+        let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
         // Taken before a connection, so queued writers do not hold the pool's connections.
         let _writer = (self.inner.backend == Backend::Sqlite)
             .then(|| self.inner.sqlite_writer.lock().unwrap_or_else(|p| p.into_inner()));
         let mut conn = self.conn()?;
-        let ids = match &mut *conn {
-            AnyConnection::Sqlite(c) => c.immediate_transaction(|c| write::sqlite::write(c, &plan, &known)),
+        let written = match &mut *conn {
+            AnyConnection::Sqlite(c) => c.immediate_transaction(|c| {
+                if let Some(k) = key
+                    && let Some(n) = keyed_sql!(c, k, None::<i64>, sqlite_keys)
+                {
+                    return Ok(Written::Replayed(usize::try_from(n).unwrap_or(0)));
+                }
+                let ids = write::sqlite::write(c, &plan, &known)?;
+                if let Some(k) = key {
+                    keyed_sql!(c, k, Some(count), sqlite_keys);
+                }
+                Ok(Written::Stored(ids))
+            }),
             AnyConnection::Postgres(c) => {
                 let months: BTreeSet<partitions::Month> =
                     plan.rows.iter().map(|(_, day, _)| partitions::month_of(*day)).collect();
                 self.ensure_partitions_pg(c, months.iter().copied(), false)?;
-                match c.transaction(|c| write::pg::write(c, &plan, &known)) {
+                let attempt = |c: &mut diesel::PgConnection| {
+                    c.transaction(|c| {
+                        if let Some(k) = key
+                            && let Some(n) = keyed_sql!(c, k, None::<i64>, pg_keys)
+                        {
+                            return Ok(Written::Replayed(usize::try_from(n).unwrap_or(0)));
+                        }
+                        let ids = write::pg::write(c, &plan, &known)?;
+                        if let Some(k) = key {
+                            keyed_sql!(c, k, Some(count), pg_keys);
+                        }
+                        Ok(Written::Stored(ids))
+                    })
+                };
+                match attempt(c) {
                     Err(e) if partitions::is_missing_partition(&e) => {
                         // Dropped since we looked (another server's retention): look again, retry once.
                         self.ensure_partitions_pg(c, months.iter().copied(), true)?;
-                        c.transaction(|c| write::pg::write(c, &plan, &known))
+                        attempt(c)
+                    }
+                    // The same key committed by a concurrent call first: answer as it did.
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) if key.is_some() => {
+                        attempt(c)
                     }
                     other => other,
                 }
             }
         }
         .map_err(query_error)?;
-        if ids.kinds.keys().any(|k| !known.contains_key(k)) {
+        if let Written::Stored(ids) = &written
+            && ids.kinds.keys().any(|k| !known.contains_key(k))
+        {
             // Committed: new kinds may enter the cache.
             let mut cache = self.kinds_write();
-            for (name, id) in ids.kinds {
-                cache.by_id.insert(id, name.clone());
-                cache.by_name.insert(name, id);
+            for (name, id) in &ids.kinds {
+                cache.by_id.insert(*id, name.clone());
+                cache.by_name.insert(name.clone(), *id);
             }
         }
+        Ok(written)
+    }
+}
+
+impl LogStore for DieselStore {
+    fn insert_batch(&self, entries: &[NewLogEntry]) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        self.write_batch(entries, None)?;
         Ok(entries.len())
+    }
+
+    fn insert_batch_keyed(
+        &self,
+        entries: &[NewLogEntry],
+        caller: &str,
+        key: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::KeyedInsert, StoreError> {
+        let key = Key { caller, key, now: now.unix_timestamp() };
+        Ok(match self.write_batch(entries, Some(&key))? {
+            Written::Stored(_) => crate::KeyedInsert::Stored(entries.len()),
+            Written::Replayed(n) => crate::KeyedInsert::Replayed(n),
+        })
     }
 
     fn list(&self, query: &LogQuery, after: Option<Cursor>, limit: usize) -> Result<Page, StoreError> {

@@ -20,6 +20,7 @@ mod batches;
 mod common;
 mod concurrency;
 mod connect;
+mod idempotency;
 mod jobs;
 mod migrations;
 mod paging;
