@@ -43,7 +43,9 @@ PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;
 PRAGMA temp_store = MEMORY;
-PRAGMA cache_size = -4000;";
+PRAGMA cache_size = -4000;
+PRAGMA analysis_limit = 1000;
+PRAGMA optimize = 0x10002;";
 
 /// Where to connect, parsed from the database URL.
 #[derive(Clone)]

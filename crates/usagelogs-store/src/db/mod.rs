@@ -60,7 +60,13 @@ struct Inner {
     /// SQLite: batches of this process queue here, in order, rather than in SQLite's busy
     /// handler, which retries by polling and can starve one writer past its timeout under load.
     sqlite_writer: Mutex<()>,
+    /// SQLite: batches written since the planner's statistics were last refreshed.
+    batches_since_optimize: std::sync::atomic::AtomicU32,
 }
+
+/// SQLite: refresh the planner's statistics (`PRAGMA optimize`) after this many batches, so it
+/// keeps choosing the (scope, kind, datetime) index for rare kinds as the table grows.
+const OPTIMIZE_EVERY: u32 = 200;
 
 #[derive(Debug, Default)]
 struct KindNames {
@@ -147,6 +153,7 @@ impl DieselStore {
                 kinds: RwLock::new(kinds),
                 partitions: Mutex::new(months),
                 sqlite_writer: Mutex::new(()),
+                batches_since_optimize: std::sync::atomic::AtomicU32::new(0),
             }),
         })
     }
@@ -457,6 +464,14 @@ impl DieselStore {
             }
         }
         .map_err(query_error)?;
+        if let AnyConnection::Sqlite(c) = &mut *conn {
+            let n = self.inner.batches_since_optimize.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n % OPTIMIZE_EVERY == OPTIMIZE_EVERY - 1
+                && let Err(e) = c.batch_execute("PRAGMA optimize;")
+            {
+                tracing::warn!(error = %e, "PRAGMA optimize failed");
+            }
+        }
         if let Written::Stored(ids) = &written
             && ids.kinds.keys().any(|k| !known.contains_key(k))
         {
