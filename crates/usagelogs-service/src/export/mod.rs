@@ -4,6 +4,7 @@
 pub mod callback;
 pub mod format;
 pub mod notify;
+mod s3;
 pub mod storage;
 mod worker;
 
@@ -263,11 +264,13 @@ impl ExportService {
     /// The download link of a finished job.
     pub(crate) fn link(&self, job: &ExportJob) -> Option<String> {
         let file = job.file_id.as_deref()?;
-        Some(
-            self.storage
-                .direct_url(file, self.config.ttl)
-                .unwrap_or_else(|| format!("{}/exportedlogs/{file}", job.link_base)),
-        )
+        // A signed link lives only as long as the file: until `expires_at`, not a full TTL from now.
+        let left = job.expires_at.map_or(self.config.ttl, |at| {
+            Duration::try_from(at - OffsetDateTime::now_utc())
+                .unwrap_or(Duration::from_secs(1))
+                .max(Duration::from_secs(1))
+        });
+        Some(self.storage.direct_url(file, left).unwrap_or_else(|| format!("{}/exportedlogs/{file}", job.link_base)))
     }
 
     fn view(&self, job: &ExportJob) -> ExportStatusView {

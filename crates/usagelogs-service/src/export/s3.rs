@@ -3,7 +3,7 @@
 //! The export workers are plain threads, so the storage keeps a small tokio runtime of its own
 //! and waits on it; downloads go through pre-signed URLs, never through this server.
 
-use super::{ExportStorage, StagedFile, check_name};
+use super::storage::{ExportStorage, StagedFile, check_name};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
 use object_store::signer::{Method, Signer};

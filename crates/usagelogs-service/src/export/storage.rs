@@ -5,9 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[path = "s3.rs"]
-mod s3;
-pub use s3::{S3Config, S3ExportStorage};
+pub use super::s3::{S3Config, S3ExportStorage};
 
 /// A file being written; it appears under its name only when committed, so a reader never sees
 /// half a file. Dropping it uncommitted discards it.
@@ -55,7 +53,7 @@ impl LocalExportStorage {
 }
 
 /// Names are generated ids; refuse anything that could leave the folder or the key prefix.
-fn check_name(name: &str) -> io::Result<()> {
+pub(super) fn check_name(name: &str) -> io::Result<()> {
     if name.is_empty()
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         || name.starts_with('.')

@@ -120,7 +120,7 @@ impl ExportService {
     fn attempt(&self, job: &ExportJob, owner: &str, stop: &AtomicBool) -> Result<i64, AttemptError> {
         let format = ExportFormat::parse(&job.format).unwrap_or(ExportFormat::Json);
         let file_id = random_id();
-        let staged = self.storage.create(&file_id)?;
+        let staged = self.storage.create_typed(&file_id, format.content_type())?;
         let details = ExportDetails {
             start_time: format_rfc2822(job.window.start()),
             end_time: format_rfc2822(job.window.end()),
