@@ -24,12 +24,13 @@ impl SmtpSink {
     fn start() -> SmtpSink {
         let maildir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new("/usr/bin/python3")
+        let python = usagelogs_store::testing::tools::python_with("aiosmtpd", "aiosmtpd");
+        let child = Command::new(python)
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("mail"))
             .stdout(Stdio::null())
             .spawn()
-            .expect("python3-aiosmtpd is installed (apt-get install python3-aiosmtpd)");
+            .expect("the SMTP sink starts");
         eventually(Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).ok());
         SmtpSink { child, port, maildir }
     }

@@ -442,3 +442,85 @@ mod tests {
         assert_eq!(with_database("postgres://h", "t1"), "postgres://h/t1");
     }
 }
+
+/// Python test tools (an S3-compatible server, an SMTP sink) that the suites run on loopback.
+///
+/// [`python_tool`] finds a tool's executable on `PATH`; when it is missing it installs the tool
+/// with `pip` into one virtual environment under the system's temporary folder
+/// (`usagelogs-test-tools`), once per machine (a file lock keeps concurrent test processes from
+/// installing twice), so `cargo test --workspace` needs only `python3` and the package index.
+/// When that fails too the test fails with the reason: tests never skip.
+pub mod tools {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    fn on_path(name: &str) -> Option<PathBuf> {
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    }
+
+    fn venv() -> PathBuf {
+        std::env::temp_dir().join("usagelogs-test-tools")
+    }
+
+    fn run(cmd: &mut Command) -> Result<(), String> {
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+    }
+
+    /// Installs `packages` into the shared virtual environment (under a lock) unless `ready`
+    /// already holds there.
+    fn install(packages: &[&str], ready: impl Fn(&Path) -> bool) -> Result<PathBuf, String> {
+        let dir = venv();
+        let lock_path = dir.with_extension("lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        if !ready(&dir) {
+            if !dir.join("bin/python").is_file() {
+                run(Command::new("python3").arg("-m").arg("venv").arg(&dir))?;
+            }
+            run(Command::new(dir.join("bin/python")).args(["-m", "pip", "install", "-q"]).args(packages))?;
+        }
+        Ok(dir)
+    }
+
+    /// The executable `name`, installing the pip `package` that provides it when it is not on
+    /// `PATH`.
+    ///
+    /// # Panics
+    /// When it is neither on `PATH` nor installable.
+    pub fn python_tool(name: &str, package: &str) -> PathBuf {
+        if let Some(p) = on_path(name) {
+            return p;
+        }
+        install(&[package], |dir| dir.join("bin").join(name).is_file())
+            .map(|dir| dir.join("bin").join(name))
+            .unwrap_or_else(|e| panic!("the tests need `{name}` (pip package {package}); installing it failed: {e}"))
+    }
+
+    /// A Python interpreter that can import `module`: the system's, or the shared virtual
+    /// environment's after installing the pip `package`.
+    ///
+    /// # Panics
+    /// When no interpreter has it and it cannot be installed.
+    pub fn python_with(module: &str, package: &str) -> PathBuf {
+        let imports = |python: &Path| {
+            Command::new(python).args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success())
+        };
+        for python in ["/usr/bin/python3", "python3"] {
+            if imports(Path::new(python)) {
+                return PathBuf::from(python);
+            }
+        }
+        install(&[package], |dir| imports(&dir.join("bin/python")))
+            .map(|dir| dir.join("bin/python"))
+            .unwrap_or_else(|e| panic!("the tests need the Python module {module}; installing {package} failed: {e}"))
+    }
+}

@@ -14,18 +14,8 @@ pub struct Moto {
 }
 
 fn executable() -> PathBuf {
-    let name = "moto_server";
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`moto_server` is not on PATH: the S3 export tests need it. Install it with \
-                 `pip install 'moto[server]'` (.ci/run does)."
-            )
-        })
+    // On PATH, or installed with pip into the shared test-tools environment.
+    usagelogs_store::testing::tools::python_tool("moto_server", "moto[server]")
 }
 
 impl Moto {
