@@ -70,17 +70,23 @@ impl JwtVerifier {
             (alg, _) => return Err(JwtConfigError::NeedsPublicKey(alg)),
         };
         let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp"]);
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.leeway = 30;
+        // A configured issuer or audience is required, not merely checked when present.
+        let mut required = vec!["exp"];
         if let Some(iss) = issuer {
             validation.set_issuer(&[iss]);
+            required.push("iss");
         }
         match audience {
-            Some(aud) => validation.set_audience(&[aud]),
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         Ok(Self { key, validation })
     }
 

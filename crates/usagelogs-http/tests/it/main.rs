@@ -23,6 +23,7 @@ macro_rules! on_both_backends {
 
 mod support;
 
+mod asymmetric;
 mod auth;
 mod dates;
 mod errors;

@@ -233,6 +233,7 @@ impl Fixture {
 }
 
 pub struct TestApp {
+    verifier: Option<JwtVerifier>,
     callback_allow: Vec<String>,
     backend: Backend,
     entries: Vec<IngestEntry>,
@@ -256,6 +257,7 @@ impl TestApp {
     /// On a fresh database of `backend` (PostgreSQL: a throwaway database).
     pub fn on(backend: Backend) -> Self {
         Self {
+            verifier: None,
             callback_allow: Vec::new(),
             backend,
             entries: Vec::new(),
@@ -263,6 +265,12 @@ impl TestApp {
             limits: HttpLimits::default(),
             public_url: None,
         }
+    }
+
+    /// Verifies tokens with `verifier` instead of HS256 with [`SECRET`].
+    pub fn with_verifier(mut self, verifier: JwtVerifier) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 
     /// Hosts or networks export callbacks may reach although not public (`--callback-allow`).
@@ -315,7 +323,9 @@ impl TestApp {
                 assert_eq!(store.insert_batch(chunk).unwrap(), chunk.len());
             }
         }
-        let verifier = JwtVerifier::new(Algorithm::HS256, &JwtKey::Secret(SECRET.to_vec()), None, None).unwrap();
+        let verifier = self.verifier.unwrap_or_else(|| {
+            JwtVerifier::new(Algorithm::HS256, &JwtKey::Secret(SECRET.to_vec()), None, None).unwrap()
+        });
         let store = Arc::new(store);
         let service = LogService::new(store.clone(), self.config);
         let policy = CallbackPolicy::new(&self.callback_allow).unwrap();
