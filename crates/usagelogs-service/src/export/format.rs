@@ -1,9 +1,10 @@
 //! Export file formats, written entry by entry in bounded memory.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use time::format_description::well_known::Rfc3339;
-use usagelogs_core::LogEntry;
-use usagelogs_core::wire::LogView;
+use usagelogs_core::wire::PerformerView;
+use usagelogs_core::{LogEntry, format_rfc2822};
 
 /// The formats an export can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,12 +66,26 @@ pub struct ExportDetails<'a> {
 pub const CSV_HEADER: [&str; 8] =
     ["datetime", "kind", "namespace", "repository", "performer", "is_robot", "ip", "metadata"];
 
+/// An entry in the list shape (`LogView`'s fields, in its order), borrowing from the entry so
+/// that writing it copies no metadata.
+#[derive(serde::Serialize)]
+struct EntryView<'a> {
+    kind: &'a str,
+    metadata: &'a serde_json::Map<String, serde_json::Value>,
+    ip: Option<&'a str>,
+    datetime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    performer: Option<&'a PerformerView>,
+}
+
 /// Writes one export file.
 pub struct FileWriter<W: Write> {
     format: ExportFormat,
     out: Option<W>,
     csv: Option<csv::Writer<W>>,
     entries: u64,
+    /// Performer blocks by (name, e-mail): their avatar hash is computed once per file.
+    performers: HashMap<(String, Option<String>), PerformerView>,
 }
 
 impl<W: Write> std::fmt::Debug for FileWriter<W> {
@@ -87,13 +102,15 @@ impl<W: Write> FileWriter<W> {
                 let id = serde_json::to_string(export_id)?;
                 let details = serde_json::to_string(details)?;
                 write!(out, "{{\n      \"export_id\": {id},\n      \"details\": {details},\n      \"logs\": [\n    ")?;
-                Ok(Self { format, out: Some(out), csv: None, entries: 0 })
+                Ok(Self { format, out: Some(out), csv: None, entries: 0, performers: HashMap::new() })
             }
-            ExportFormat::Ndjson => Ok(Self { format, out: Some(out), csv: None, entries: 0 }),
+            ExportFormat::Ndjson => {
+                Ok(Self { format, out: Some(out), csv: None, entries: 0, performers: HashMap::new() })
+            }
             ExportFormat::Csv => {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(CSV_HEADER).map_err(io::Error::other)?;
-                Ok(Self { format, out: None, csv: Some(w), entries: 0 })
+                Ok(Self { format, out: None, csv: Some(w), entries: 0, performers: HashMap::new() })
             }
         }
     }
@@ -118,8 +135,27 @@ impl<W: Write> FileWriter<W> {
             .map_err(io::Error::other)?;
             return Ok(());
         }
+        let performer = match &entry.performer {
+            None => None,
+            Some(name) => {
+                let key = (name.clone(), entry.performer_email.clone());
+                Some(
+                    &*self
+                        .performers
+                        .entry(key)
+                        .or_insert_with(|| PerformerView::new(name, entry.performer_email.as_deref())),
+                )
+            }
+        };
+        let view = EntryView {
+            kind: &entry.kind,
+            metadata: &entry.metadata,
+            ip: entry.ip.as_deref(),
+            datetime: format_rfc2822(entry.datetime),
+            performer,
+        };
         let out = self.out.as_mut().ok_or_else(|| io::Error::other("writer already finished"))?;
-        serde_json::to_writer(&mut *out, &LogView::from(entry))?;
+        serde_json::to_writer(&mut *out, &view)?;
         match self.format {
             ExportFormat::Json => out.write_all(b","),
             _ => out.write_all(b"\n"),
@@ -200,6 +236,23 @@ mod tests {
         }
         let empty = String::from_utf8(write(ExportFormat::Json, 0)).unwrap();
         assert!(empty.contains("\"logs\": [\n    \n        {\"terminator\": true}]"), "{empty}");
+    }
+
+    #[test]
+    fn entries_have_exactly_the_list_shape() {
+        let mut with_email = entry(2);
+        with_email.performer_email = Some("Bot@Example.com".into());
+        let anonymous = LogEntry { performer: None, ip: None, ..entry(1) };
+        let entries = [entry(0), with_email, anonymous];
+        let mut w = FileWriter::begin(ExportFormat::Ndjson, Vec::new(), "id", &details()).unwrap();
+        for e in &entries {
+            w.write(e).unwrap();
+        }
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        for (line, e) in out.lines().zip(&entries) {
+            let list_shape = serde_json::to_string(&usagelogs_core::wire::LogView::from(e)).unwrap();
+            assert_eq!(line, list_shape);
+        }
     }
 
     #[test]
