@@ -9,23 +9,14 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use std::time::Instant;
 
-fn base_url(req: &ServiceRequest, public_url: Option<&str>) -> String {
-    match public_url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
-}
-
 pub(crate) async fn edge(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let base = base_url(&req, state.as_ref().and_then(|s| s.public_url.as_deref()));
+    // The state is always mounted with the routes (`configure`).
+    let base = state.as_ref().map(|s| s.base_url(req.request())).unwrap_or_default();
     let method = req.method().as_str().to_owned();
 
     // Handlers and extractors turn their errors into responses before this point; an `Err`

@@ -16,16 +16,6 @@ fn exports(state: &AppState) -> Result<Arc<ExportService>, ApiError> {
     state.exports.clone().ok_or_else(|| ApiError::internal(std::io::Error::other("exports are not configured")))
 }
 
-fn link_base(state: &AppState, req: &HttpRequest) -> String {
-    match &state.public_url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
-}
-
 async fn request(
     state: web::Data<AppState>,
     caller: Caller,
@@ -36,7 +26,7 @@ async fn request(
 ) -> Result<HttpResponse, ApiError> {
     let exports = exports(&state)?;
     let p = params(&query);
-    let base = link_base(&state, &req);
+    let base = state.base_url(&req);
     let id = web::block(move || {
         exports.request(
             &caller.0,

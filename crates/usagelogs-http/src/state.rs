@@ -32,6 +32,18 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// `scheme://host` of this server as clients reach it: `--public-url` when set, else the
+    /// request's own scheme and host.
+    pub fn base_url(&self, req: &actix_web::HttpRequest) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let info = req.connection_info();
+                format!("{}://{}", info.scheme(), info.host())
+            }
+        }
+    }
+
     /// State with a fresh metrics registry and default limits.
     pub fn new(service: LogService, jwt: JwtVerifier) -> Self {
         Self { service, jwt, metrics: Metrics::new(), public_url: None, limits: HttpLimits::default(), exports: None }

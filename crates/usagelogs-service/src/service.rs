@@ -57,12 +57,21 @@ pub enum Target {
 }
 
 impl Target {
-    fn endpoint(&self) -> Endpoint<'_> {
+    /// The core's name for this target.
+    pub(crate) fn endpoint(&self) -> Endpoint<'_> {
         match self {
             Target::User => Endpoint::User,
             Target::Org(ns) => Endpoint::Org(ns),
             Target::Repo(r) => Endpoint::Repo(r),
         }
+    }
+}
+
+/// May `caller` do `level` on `target`? 403 when not (missing scope or grant alike).
+pub(crate) fn authorize_target(caller: &Claims, target: &Target, level: Level) -> Result<(), ServiceError> {
+    match authorize(caller, Operation::Read(target.endpoint(), level)) {
+        Decision::Allow => Ok(()),
+        Decision::MissingScope(_) | Decision::NoGrant => Err(ServiceError::Forbidden),
     }
 }
 
@@ -111,13 +120,6 @@ impl LogService {
     /// The settings.
     pub fn config(&self) -> &ServiceConfig {
         &self.config
-    }
-
-    fn authorize(caller: &Claims, target: &Target, level: Level) -> Result<(), ServiceError> {
-        match authorize(caller, Operation::Read(target.endpoint(), level)) {
-            Decision::Allow => Ok(()),
-            Decision::MissingScope(_) | Decision::NoGrant => Err(ServiceError::Forbidden),
-        }
     }
 
     fn parse_kinds(&self, raw: &[String]) -> Result<Option<Vec<String>>, ServiceError> {
@@ -203,7 +205,7 @@ impl LogService {
         params: &ListParams,
         now: OffsetDateTime,
     ) -> Result<LogsPage, ServiceError> {
-        Self::authorize(caller, target, Level::List)?;
+        authorize_target(caller, target, Level::List)?;
         let limit = match params.limit.as_deref() {
             None | Some("") => self.config.default_page_size,
             Some(raw) => match raw.parse::<usize>() {
@@ -245,7 +247,7 @@ impl LogService {
         params: &ListParams,
         now: OffsetDateTime,
     ) -> Result<AggregatedLogs, ServiceError> {
-        Self::authorize(caller, target, Level::Aggregate)?;
+        authorize_target(caller, target, Level::Aggregate)?;
         let resolved = self.resolve(caller, target, Level::Aggregate, params, now)?;
         let counts = self.store.aggregate(&resolved.query)?;
         Ok(AggregatedLogs { aggregated: counts.iter().map(AggregatedLogView::from).collect() })

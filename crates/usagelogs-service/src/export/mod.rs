@@ -15,7 +15,7 @@ pub use storage::{ExportStorage, LocalExportStorage};
 pub use worker::WorkerHandle;
 
 use crate::error::ServiceError;
-use crate::service::Target;
+use crate::service::{Target, authorize_target};
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,8 +23,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use usagelogs_core::wire::ExportStatusView;
 use usagelogs_core::{
-    Claims, DateParamError, Decision, Endpoint, KindName, Level, Namespace, NewLogEntry, Operation, Performer,
-    TimeWindow, authorize, format_rfc2822, names::RepoName,
+    Claims, DateParamError, KindName, Level, Namespace, NewLogEntry, Performer, TimeWindow, format_rfc2822,
+    names::RepoName,
 };
 use usagelogs_store::{ExportJob, ExportJobStore, ExportStatus, LogStore, NewExportJob};
 
@@ -139,18 +139,6 @@ impl ExportService {
         &self.config
     }
 
-    fn authorize(caller: &Claims, target: &Target) -> Result<(), ServiceError> {
-        let endpoint = match target {
-            Target::User => Endpoint::User,
-            Target::Org(ns) => Endpoint::Org(ns),
-            Target::Repo(r) => Endpoint::Repo(r),
-        };
-        match authorize(caller, Operation::Read(endpoint, Level::Export)) {
-            Decision::Allow => Ok(()),
-            _ => Err(ServiceError::Forbidden),
-        }
-    }
-
     /// Namespace and repository of a target, checking they exist (user namespaces always do).
     fn locate(&self, caller: &Claims, target: &Target) -> Result<(&'static str, String, Option<String>), ServiceError> {
         Ok(match target {
@@ -183,7 +171,7 @@ impl ExportService {
         link_base: &str,
         now: OffsetDateTime,
     ) -> Result<String, ServiceError> {
-        Self::authorize(caller, target)?;
+        authorize_target(caller, target, Level::Export)?;
         let body = match body {
             Value::Null => return Err(ServiceError::BadRequest("Missing JSON body".into())),
             Value::Object(m) => m,
@@ -244,7 +232,7 @@ impl ExportService {
 
     /// The status of an export, under the same permission as its request.
     pub fn status(&self, caller: &Claims, target: &Target, export_id: &str) -> Result<ExportStatusView, ServiceError> {
-        Self::authorize(caller, target)?;
+        authorize_target(caller, target, Level::Export)?;
         let job = self.jobs.get_export(export_id)?.ok_or(ServiceError::NotFound)?;
         let belongs = match target {
             Target::User => job.level == "user" && job.namespace == caller.sub,
