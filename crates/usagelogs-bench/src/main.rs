@@ -317,8 +317,9 @@ fn run(args: &Args) -> Result<Report, Error> {
         quay_of.push(q.list(&mut conn, Scope::Account(account), Filter::Performer(performer_id), 0, list_runs)?.0);
         quay_of.push(q.list(&mut conn, Scope::Account(account), Filter::Kind(rare), 0, list_runs)?.0);
         quay_of.push(q.list(&mut conn, Scope::Repository(repo_id), Filter::None, 0, list_runs)?.0);
-        quay_of.push(q.aggregate(&mut conn, Scope::Account(account), agg_runs)?.0);
-        quay_of.push(q.aggregate(&mut conn, Scope::Repository(repo_id), agg_runs)?.0);
+        quay_of.push(q.aggregate(&mut conn, Scope::Account(account), Filter::None, agg_runs)?.0);
+        quay_of.push(q.aggregate(&mut conn, Scope::Repository(repo_id), Filter::None, agg_runs)?.0);
+        quay_of.push(q.aggregate(&mut conn, Scope::Account(account), Filter::Performer(performer_id), agg_runs)?.0);
         for (question, quay) in questions.iter().zip(quay_of) {
             report.questions.push(Question { quay: Some(quay), ..question.clone() });
         }
@@ -456,6 +457,11 @@ fn measure_server(
     questions.push(ask("org aggregate, 31 days".into(), &org_agg, &params)?);
     let repo_agg = format!("{base}/api/v1/repository/{repo_path}/aggregatelogs");
     questions.push(ask("repository aggregate, 31 days".into(), &repo_agg, &params)?);
+    questions.push(ask(
+        "org aggregate by performer, 31 days".into(),
+        &org_agg,
+        &with(("performer", subjects.performer_name.clone())),
+    )?);
     memory.peak_queries = sampler.take();
     memory.peak_overall = server.memory().peak_kib;
 

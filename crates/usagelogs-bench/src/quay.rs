@@ -182,7 +182,7 @@ pub enum Scope {
     Repository(i32),
 }
 
-/// An extra filter on a list.
+/// An extra filter on a list or an aggregate.
 #[derive(Debug, Clone, Copy)]
 pub enum Filter {
     None,
@@ -205,6 +205,15 @@ impl Queries {
         }
     }
 
+    /// The filter's condition (on parameter `$4`) and value.
+    fn filter_sql(filter: Filter) -> (&'static str, Option<i32>) {
+        match filter {
+            Filter::None => ("", None),
+            Filter::Performer(id) => (" AND performer_id = $4", Some(id)),
+            Filter::Kind(id) => (" AND kind_id = $4", Some(id)),
+        }
+    }
+
     /// Times Quay's list query (§7.2: filter, `ORDER BY datetime DESC LIMIT 21`) `runs` times,
     /// with `OFFSET offset`, returning the latencies and the rows of the last run.
     pub fn list(
@@ -216,11 +225,7 @@ impl Queries {
         runs: usize,
     ) -> Result<(Latency, usize), Error> {
         let (scope_sql, scope_id) = Self::scope_sql(scope);
-        let (filter_sql, filter_id) = match filter {
-            Filter::None => ("", None),
-            Filter::Performer(id) => (" AND performer_id = $4", Some(id)),
-            Filter::Kind(id) => (" AND kind_id = $4", Some(id)),
-        };
+        let (filter_sql, filter_id) = Self::filter_sql(filter);
         let offset_sql = if offset > 0 { format!(" OFFSET {offset}") } else { String::new() };
         let sql = format!(
             "SELECT id, kind_id, account_id, performer_id, repository_id, datetime, ip, metadata_json \
@@ -287,18 +292,30 @@ impl Queries {
     }
 
     /// Times Quay's aggregate (§7.2 and §4: `COUNT(id)` grouped by kind and day of month).
-    pub fn aggregate(&self, conn: &mut PgConnection, scope: Scope, runs: usize) -> Result<(Latency, usize), Error> {
+    pub fn aggregate(
+        &self,
+        conn: &mut PgConnection,
+        scope: Scope,
+        filter: Filter,
+        runs: usize,
+    ) -> Result<(Latency, usize), Error> {
         let (scope_sql, scope_id) = Self::scope_sql(scope);
+        let (filter_sql, filter_id) = Self::filter_sql(filter);
         let sql = format!(
             "SELECT kind_id, EXTRACT(day FROM datetime)::float8 AS day, COUNT(id) AS count FROM logentry3 \
-             WHERE {scope_sql} AND datetime >= $2 AND datetime < $3 GROUP BY kind_id, EXTRACT(day FROM datetime)"
+             WHERE {scope_sql} AND datetime >= $2 AND datetime < $3{filter_sql} \
+             GROUP BY kind_id, EXTRACT(day FROM datetime)"
         );
         let run = |conn: &mut PgConnection| -> QueryResult<Vec<DayCount>> {
-            diesel::sql_query(&sql)
+            let mut q = diesel::sql_query(&sql)
+                .into_boxed::<diesel::pg::Pg>()
                 .bind::<Integer, _>(scope_id)
                 .bind::<Timestamp, _>(self.start)
-                .bind::<Timestamp, _>(self.end)
-                .load(conn)
+                .bind::<Timestamp, _>(self.end);
+            if let Some(id) = filter_id {
+                q = q.bind::<Integer, _>(id);
+            }
+            q.load(conn)
         };
         time_runs(conn, runs, run)
     }

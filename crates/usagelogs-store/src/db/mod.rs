@@ -4,6 +4,7 @@
 pub(crate) mod conn;
 mod jobs;
 mod migrate;
+mod names;
 pub(crate) mod partitions;
 mod read;
 mod retention;
@@ -54,6 +55,8 @@ struct Inner {
     /// Kind names by id and ids by name. Kinds are never deleted or renamed, so entries stay
     /// valid; the cache is filled only from committed rows (reads outside transactions).
     kinds: RwLock<KindNames>,
+    /// Ids of namespaces, repositories and performers (also never deleted or renamed).
+    names: names::NameCache,
     /// PostgreSQL: months whose `log_entries` partition is known to exist (filled from the
     /// catalog at connect, grown as partitions are made, shrunk as retention drops them).
     partitions: Mutex<BTreeSet<partitions::Month>>,
@@ -151,6 +154,7 @@ impl DieselStore {
                 pool,
                 backend,
                 kinds: RwLock::new(kinds),
+                names: names::NameCache::default(),
                 partitions: Mutex::new(months),
                 sqlite_writer: Mutex::new(()),
                 batches_since_optimize: std::sync::atomic::AtomicU32::new(0),
@@ -277,7 +281,7 @@ impl DieselStore {
     }
 
     fn resolve(&self, conn: &mut AnyConnection, query: &LogQuery) -> Result<Option<read::Resolved>, StoreError> {
-        read::resolve(conn, query, |c, names| self.kind_ids(c, names)).map_err(query_error)
+        read::resolve(conn, query, &self.inner.names, |c, names| self.kind_ids(c, names)).map_err(query_error)
     }
 
     fn read_entries(
@@ -425,7 +429,7 @@ impl DieselStore {
                 {
                     return Ok(Written::Replayed(usize::try_from(n).unwrap_or(0)));
                 }
-                let ids = write::sqlite::write(c, &plan, &known)?;
+                let ids = write::sqlite::write(c, &plan, &known, &self.inner.names)?;
                 if let Some(k) = key {
                     keyed_sql!(c, k, Some(count), sqlite_keys);
                 }
@@ -442,7 +446,7 @@ impl DieselStore {
                         {
                             return Ok(Written::Replayed(usize::try_from(n).unwrap_or(0)));
                         }
-                        let ids = write::pg::write(c, &plan, &known)?;
+                        let ids = write::pg::write(c, &plan, &known, &self.inner.names)?;
                         if let Some(k) = key {
                             keyed_sql!(c, k, Some(count), pg_keys);
                         }
@@ -471,6 +475,9 @@ impl DieselStore {
             {
                 tracing::warn!(error = %e, "PRAGMA optimize failed");
             }
+        }
+        if let Written::Stored(ids) = &written {
+            ids.remember(&self.inner.names);
         }
         if let Written::Stored(ids) = &written
             && ids.kinds.keys().any(|k| !known.contains_key(k))
@@ -546,16 +553,25 @@ impl LogStore for DieselStore {
     }
 
     fn namespace_exists(&self, namespace: &str) -> Result<bool, StoreError> {
+        if self.inner.names.namespace(namespace).is_some() {
+            return Ok(true);
+        }
         let mut conn = self.conn()?;
-        Ok(read::namespace_id(&mut conn, namespace).map_err(query_error)?.is_some())
+        Ok(read::namespace_id(&mut conn, &self.inner.names, namespace).map_err(query_error)?.is_some())
     }
 
     fn repository_exists(&self, namespace: &str, name: &str) -> Result<bool, StoreError> {
+        let names = &self.inner.names;
+        if let Some(ns) = names.namespace(namespace)
+            && names.repository(ns, name).is_some()
+        {
+            return Ok(true);
+        }
         let mut conn = self.conn()?;
-        let Some(ns) = read::namespace_id(&mut conn, namespace).map_err(query_error)? else {
+        let Some(ns) = read::namespace_id(&mut conn, names, namespace).map_err(query_error)? else {
             return Ok(false);
         };
-        Ok(read::repository_id(&mut conn, ns, name).map_err(query_error)?.is_some())
+        Ok(read::repository_id(&mut conn, names, ns, name).map_err(query_error)?.is_some())
     }
 
     fn ping(&self) -> Result<(), StoreError> {

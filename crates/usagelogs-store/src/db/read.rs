@@ -1,6 +1,7 @@
 //! Reads: lists, export chunks, aggregates, existence checks.
 
 use super::conn::{AnyConnection, MultiBackend};
+use super::names::NameCache;
 use super::schema::{daily_counts, log_entries, namespaces, performers, repositories};
 use super::types::{Json, Micros};
 use crate::{Cursor, LogQuery, LogScope};
@@ -35,30 +36,29 @@ pub(crate) struct Resolved {
 pub(crate) fn resolve(
     conn: &mut AnyConnection,
     query: &LogQuery,
+    names: &NameCache,
     kind_ids: impl FnOnce(&mut AnyConnection, &[&str]) -> QueryResult<Vec<(String, i64)>>,
 ) -> QueryResult<Option<Resolved>> {
     let namespace = match &query.scope {
         LogScope::Namespace(ns) => ns,
         LogScope::Repository { namespace, .. } => namespace,
     };
-    let Some(namespace_id) = namespace_id(conn, namespace)? else {
+    let Some(namespace_id) = namespace_id(conn, names, namespace)? else {
         return Ok(None);
     };
     let repository_id = match &query.scope {
         LogScope::Namespace(_) => None,
-        LogScope::Repository { name, .. } => match repository_id(conn, namespace_id, name)? {
+        LogScope::Repository { name, .. } => match repository_id(conn, names, namespace_id, name)? {
             Some(id) => Some(id),
             None => return Ok(None),
         },
     };
     let performer_id = match &query.performer {
         None => None,
-        Some(p) => {
-            match performers::table.filter(performers::name.eq(p)).select(performers::id).first(conn).optional()? {
-                Some(id) => Some(id),
-                None => return Ok(None),
-            }
-        }
+        Some(p) => match performer_id(conn, names, p)? {
+            Some(id) => Some(id),
+            None => return Ok(None),
+        },
     };
     let filter = &query.kinds;
     let mut names: Vec<&str> = filter.exclude.iter().map(String::as_str).collect();
@@ -92,17 +92,50 @@ pub(crate) fn resolve(
     }))
 }
 
-pub(crate) fn namespace_id(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<i64>> {
-    namespaces::table.filter(namespaces::name.eq(name)).select(namespaces::id).first(conn).optional()
+/// The id of a namespace, from `names` or else the database (and then remembered).
+pub(crate) fn namespace_id(conn: &mut AnyConnection, names: &NameCache, name: &str) -> QueryResult<Option<i64>> {
+    if let Some(id) = names.namespace(name) {
+        return Ok(Some(id));
+    }
+    let id = namespaces::table.filter(namespaces::name.eq(name)).select(namespaces::id).first(conn).optional()?;
+    if let Some(id) = id {
+        names.remember_namespaces([(name, id)]);
+    }
+    Ok(id)
 }
 
-pub(crate) fn repository_id(conn: &mut AnyConnection, namespace_id: i64, name: &str) -> QueryResult<Option<i64>> {
-    repositories::table
+/// The id of a repository, from `names` or else the database (and then remembered).
+pub(crate) fn repository_id(
+    conn: &mut AnyConnection,
+    names: &NameCache,
+    namespace_id: i64,
+    name: &str,
+) -> QueryResult<Option<i64>> {
+    if let Some(id) = names.repository(namespace_id, name) {
+        return Ok(Some(id));
+    }
+    let id = repositories::table
         .filter(repositories::namespace_id.eq(namespace_id))
         .filter(repositories::name.eq(name))
         .select(repositories::id)
         .first(conn)
-        .optional()
+        .optional()?;
+    if let Some(id) = id {
+        names.remember_repositories(namespace_id, [(name, id)]);
+    }
+    Ok(id)
+}
+
+/// The id of a performer, from `names` or else the database (and then remembered).
+fn performer_id(conn: &mut AnyConnection, names: &NameCache, name: &str) -> QueryResult<Option<i64>> {
+    if let Some(row) = names.performer(name) {
+        return Ok(Some(row.id));
+    }
+    let id = performers::table.filter(performers::name.eq(name)).select(performers::id).first(conn).optional()?;
+    if let Some(id) = id {
+        names.remember_performer_id(name, id);
+    }
+    Ok(id)
 }
 
 /// Adds the scope, performer and kind conditions of `r` to a boxed query over `log_entries`.
@@ -200,12 +233,34 @@ fn count_entries(conn: &mut AnyConnection, r: &Resolved, from: Micros, to: Micro
     q.filter(log_entries::datetime.ge(from)).filter(log_entries::datetime.lt(to)).load(conn)
 }
 
+/// Counts per (UTC day, kind id) of the entries of `r` with `from <= datetime < to`, in one
+/// grouped query.
+fn count_entries_by_day(
+    conn: &mut AnyConnection,
+    r: &Resolved,
+    from: Micros,
+    to: Micros,
+) -> QueryResult<Vec<(Date, i64, i64)>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Date as SqlDate};
+    let day = match conn {
+        AnyConnection::Postgres(_) => "(log_entries.datetime AT TIME ZONE 'UTC')::date",
+        AnyConnection::Sqlite(_) => "date(log_entries.datetime / 1000000, 'unixepoch')",
+    };
+    // Literals: Diesel's typed GROUP BY cannot mix an SQL expression with a column.
+    let query = log_entries::table
+        .group_by(sql::<SqlDate>(&format!("{day}, log_entries.kind_id")))
+        .select((sql::<SqlDate>(day), sql::<BigInt>("log_entries.kind_id"), count_star()))
+        .into_boxed::<MultiBackend>();
+    let q = scoped!(query, r);
+    q.filter(log_entries::datetime.ge(from)).filter(log_entries::datetime.lt(to)).load(conn)
+}
+
 /// Rollup rows of `r` for the days `from <= day < to`: (day, kind id, count).
 fn rollup_counts(conn: &mut AnyConnection, r: &Resolved, from: Date, to: Date) -> QueryResult<Vec<(Date, i64, i64)>> {
     let mut q = daily_counts::table
         .filter(daily_counts::namespace_id.eq(r.namespace_id))
         .filter(daily_counts::repository_id.eq(r.repository_id.unwrap_or(0)))
-        .filter(daily_counts::performer_id.eq(r.performer_id.unwrap_or(0)))
         .filter(daily_counts::day.ge(from))
         .filter(daily_counts::day.lt(to))
         .select((daily_counts::day, daily_counts::kind_id, daily_counts::count))
@@ -246,20 +301,16 @@ pub(crate) fn split_days(lo: OffsetDateTime, hi: OffsetDateTime) -> (Vec<Piece>,
 }
 
 /// Counts per (day, kind id) of `r`: whole days from the rollup, partial days from entries.
+/// The rollup has no performer rows: a performer's counts come from its entries, through the
+/// (namespace, performer, datetime) index that carries the kind.
 pub(crate) fn daily_counts(conn: &mut AnyConnection, r: &Resolved) -> QueryResult<Vec<(Date, i64, i64)>> {
-    let (mut pieces, whole) = split_days(r.lo.get(), r.hi.get());
+    if r.performer_id.is_some() {
+        return count_entries_by_day(conn, r, r.lo, r.hi);
+    }
+    let (pieces, whole) = split_days(r.lo.get(), r.hi.get());
     let mut out = Vec::new();
     if let Some((first, end)) = whole {
-        if r.repository_id.is_some() && r.performer_id.is_some() {
-            // The rollup has no (repository, performer) rows: count each day from entries.
-            let mut day = first;
-            while day < end {
-                pieces.push((day, midnight(day), midnight(day) + Duration::DAY));
-                day = day.next_day().unwrap_or(end);
-            }
-        } else {
-            out.extend(rollup_counts(conn, r, first, end)?);
-        }
+        out.extend(rollup_counts(conn, r, first, end)?);
     }
     for (day, from, to) in pieces {
         let counts = count_entries(conn, r, Micros::floor(from), Micros::floor(to))?;

@@ -71,8 +71,6 @@ struct Deleted {
     namespace_id: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
     repository_id: Option<i64>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    performer_id: Option<i64>,
     #[diesel(sql_type = BigInt)]
     kind_id: i64,
     #[diesel(sql_type = UtcMicros)]
@@ -84,12 +82,9 @@ fn decrements(rows: &[Deleted]) -> BTreeMap<super::write::RollupKey, i64> {
     let mut counts = BTreeMap::new();
     for r in rows {
         let day = r.datetime.get().date();
-        *counts.entry((r.namespace_id, 0, 0, day, r.kind_id)).or_insert(0) += 1;
-        if let Some(p) = r.performer_id {
-            *counts.entry((r.namespace_id, 0, p, day, r.kind_id)).or_insert(0) += 1;
-        }
+        *counts.entry((r.namespace_id, 0, day, r.kind_id)).or_insert(0) += 1;
         if let Some(repo) = r.repository_id {
-            *counts.entry((r.namespace_id, repo, 0, day, r.kind_id)).or_insert(0) += 1;
+            *counts.entry((r.namespace_id, repo, day, r.kind_id)).or_insert(0) += 1;
         }
     }
     counts
@@ -121,7 +116,7 @@ macro_rules! dialect {
                 let lower = from.map(|f| format!(" AND day >= {}", $date(f))).unwrap_or_default();
                 let rows: Vec<DaySum> = diesel::sql_query(format!(
                     "SELECT day, CAST(SUM(count) AS BIGINT) AS n FROM daily_counts \
-                     WHERE repository_id = 0 AND performer_id = 0 AND day < {}{lower} \
+                     WHERE repository_id = 0 AND day < {}{lower} \
                      GROUP BY day HAVING SUM(count) > 0 ORDER BY day",
                     $date(to)
                 ))
@@ -156,7 +151,7 @@ macro_rules! dialect {
                     let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
                     let rows: Vec<Deleted> = diesel::sql_query(format!(
                         "DELETE FROM log_entries WHERE datetime >= {lo} AND datetime < {hi} AND id IN ({list}) \
-                         RETURNING namespace_id, repository_id, performer_id, kind_id, datetime"
+                         RETURNING namespace_id, repository_id, kind_id, datetime"
                     ))
                     .load(c)?;
                     decrement(c, &rows)?;
@@ -169,26 +164,26 @@ macro_rules! dialect {
                 for chunk in counts.chunks(KEY_CHUNK) {
                     let keys = chunk
                         .iter()
-                        .map(|((ns, r, p, day, k), _)| format!("({ns}, {r}, {p}, {}, {k})", $date(*day)))
+                        .map(|((ns, r, day, k), _)| format!("({ns}, {r}, {}, {k})", $date(*day)))
                         .collect::<Vec<_>>()
                         .join(", ");
                     let values = chunk
                         .iter()
-                        .map(|((ns, r, p, day, k), n)| format!("({ns}, {r}, {p}, {}, {k}, {n})", $date(*day)))
+                        .map(|((ns, r, day, k), n)| format!("({ns}, {r}, {}, {k}, {n})", $date(*day)))
                         .collect::<Vec<_>>()
                         .join(", ");
-                    const KEY: &str = "(namespace_id, repository_id, performer_id, day, kind_id)";
+                    const KEY: &str = "(namespace_id, repository_id, day, kind_id)";
                     if $lock {
                         diesel::sql_query(format!(
                             "SELECT 1 FROM daily_counts WHERE {KEY} IN (VALUES {keys}) \
-                             ORDER BY namespace_id, repository_id, performer_id, day, kind_id FOR UPDATE"
+                             ORDER BY namespace_id, repository_id, day, kind_id FOR UPDATE"
                         ))
                         .execute(c)?;
                     }
                     diesel::sql_query(format!(
-                        "UPDATE daily_counts AS d SET count = {}(d.count - v.column6, 0) FROM (VALUES {values}) AS v \
+                        "UPDATE daily_counts AS d SET count = {}(d.count - v.column5, 0) FROM (VALUES {values}) AS v \
                          WHERE d.namespace_id = v.column1 AND d.repository_id = v.column2 \
-                         AND d.performer_id = v.column3 AND d.day = v.column4 AND d.kind_id = v.column5",
+                         AND d.day = v.column3 AND d.kind_id = v.column4",
                         $greatest
                     ))
                     .execute(c)?;

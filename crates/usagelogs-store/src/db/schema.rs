@@ -50,10 +50,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    daily_counts (namespace_id, repository_id, performer_id, day, kind_id) {
+    daily_counts (namespace_id, repository_id, day, kind_id) {
         namespace_id -> BigInt,
         repository_id -> BigInt,
-        performer_id -> BigInt,
         day -> Date,
         kind_id -> BigInt,
         count -> BigInt,

@@ -5,6 +5,7 @@
 //! entries, rollup; each in sorted key order), so concurrent writers on PostgreSQL wait for each
 //! other instead of deadlocking.
 
+use super::names::{NameCache, PerformerRow};
 use super::types::{JsonText, Micros};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::Date;
@@ -64,13 +65,31 @@ impl<'a> Plan<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
     pub(crate) namespaces: HashMap<String, i64>,
-    pub(crate) repositories: HashMap<(i64, String), i64>,
-    pub(crate) performers: HashMap<String, i64>,
+    /// Namespace id → repository name → id.
+    pub(crate) repositories: HashMap<i64, HashMap<String, i64>>,
+    /// Performer → its id and the e-mail stored for it once the batch commits.
+    pub(crate) performers: HashMap<String, PerformerRow>,
     pub(crate) kinds: HashMap<String, i64>,
 }
 
-/// Key of a rollup row, in primary-key order.
-pub(crate) type RollupKey = (i64, i64, i64, Date, i64);
+impl Ids {
+    fn repository(&self, namespace_id: i64, name: &str) -> Option<i64> {
+        self.repositories.get(&namespace_id)?.get(name).copied()
+    }
+
+    /// Records the batch's names in `cache`; call only once the batch has committed.
+    pub(crate) fn remember(&self, cache: &NameCache) {
+        cache.remember_namespaces(self.namespaces.iter().map(|(n, id)| (n.as_str(), *id)));
+        for (ns, repos) in &self.repositories {
+            cache.remember_repositories(*ns, repos.iter().map(|(n, id)| (n.as_str(), *id)));
+        }
+        cache.remember_performers(self.performers.iter().map(|(n, row)| (n.as_str(), row)));
+    }
+}
+
+/// Key of a rollup row, in primary-key order: namespace, repository (0 for the whole
+/// namespace), UTC day, kind.
+pub(crate) type RollupKey = (i64, i64, Date, i64);
 
 /// The rollup increments of a batch, sorted by key.
 pub(crate) fn rollup(plan: &Plan<'_>, ids: &Ids) -> Option<BTreeMap<RollupKey, i64>> {
@@ -78,14 +97,10 @@ pub(crate) fn rollup(plan: &Plan<'_>, ids: &Ids) -> Option<BTreeMap<RollupKey, i
     for (e, (_, day, _)) in plan.entries.iter().zip(&plan.rows) {
         let ns = *ids.namespaces.get(e.namespace.as_str())?;
         let kind = *ids.kinds.get(e.kind.as_str())?;
-        *counts.entry((ns, 0, 0, *day, kind)).or_insert(0) += 1;
-        if let Some(p) = &e.performer {
-            let p = *ids.performers.get(p.as_str())?;
-            *counts.entry((ns, 0, p, *day, kind)).or_insert(0) += 1;
-        }
+        *counts.entry((ns, 0, *day, kind)).or_insert(0) += 1;
         if let Some(r) = &e.repository {
-            let r = *ids.repositories.get(&(ns, r.as_str().to_owned()))?;
-            *counts.entry((ns, r, 0, *day, kind)).or_insert(0) += 1;
+            let r = ids.repository(ns, r.as_str())?;
+            *counts.entry((ns, r, *day, kind)).or_insert(0) += 1;
         }
     }
     Some(counts)
@@ -136,10 +151,13 @@ macro_rules! writer {
             type Conn = $conn;
             use super::$insert_entries as insert_entries;
 
-            fn namespace_ids(c: &mut Conn, names: &BTreeSet<&str>) -> QueryResult<HashMap<String, i64>> {
-                let names: Vec<&str> = names.iter().copied().collect();
-                let mut found = HashMap::with_capacity(names.len());
-                for chunk in names.chunks(NAME_CHUNK) {
+            fn namespace_ids(
+                c: &mut Conn,
+                names: &BTreeSet<&str>,
+                cache: &NameCache,
+            ) -> QueryResult<HashMap<String, i64>> {
+                let (mut found, missing) = cache.namespaces(names.iter().copied());
+                for chunk in missing.chunks(NAME_CHUNK) {
                     let select = |c: &mut Conn| -> QueryResult<Vec<(i64, String)>> {
                         namespaces::table
                             .filter(namespaces::name.eq_any(chunk))
@@ -181,16 +199,18 @@ macro_rules! writer {
                 c: &mut Conn,
                 wanted: &BTreeSet<(&str, &str)>,
                 ns_ids: &HashMap<String, i64>,
-            ) -> QueryResult<HashMap<(i64, String), i64>> {
+                cache: &NameCache,
+            ) -> QueryResult<HashMap<i64, HashMap<String, i64>>> {
                 let mut by_ns: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
                 for (ns, name) in wanted {
                     if let Some(id) = ns_ids.get(*ns) {
                         by_ns.entry(*id).or_default().push(name);
                     }
                 }
-                let mut found = HashMap::with_capacity(wanted.len());
+                let mut all = HashMap::with_capacity(by_ns.len());
                 for (ns, names) in &by_ns {
-                    for chunk in names.chunks(NAME_CHUNK) {
+                    let (mut found, missing) = cache.repositories(*ns, names.iter().copied());
+                    for chunk in missing.chunks(NAME_CHUNK) {
                         let select = |c: &mut Conn| -> QueryResult<Vec<(i64, String)>> {
                             repositories::table
                                 .filter(repositories::namespace_id.eq(ns))
@@ -200,29 +220,32 @@ macro_rules! writer {
                         };
                         let rows = select(c)?;
                         let fresh = rows.len() < chunk.len();
-                        found.extend(rows.into_iter().map(|(id, name)| ((*ns, name), id)));
+                        found.extend(rows.into_iter().map(|(id, name)| (name, id)));
                         if fresh {
                             let values: Vec<_> = chunk
                                 .iter()
-                                .filter(|n| !found.contains_key(&(*ns, (**n).to_owned())))
+                                .filter(|n| !found.contains_key(**n))
                                 .map(|n| (repositories::namespace_id.eq(*ns), repositories::name.eq(*n)))
                                 .collect();
                             diesel::insert_into(repositories::table)
                                 .values(&values)
                                 .on_conflict_do_nothing()
                                 .execute(c)?;
-                            found.extend(select(c)?.into_iter().map(|(id, name)| ((*ns, name), id)));
+                            found.extend(select(c)?.into_iter().map(|(id, name)| (name, id)));
                         }
                     }
+                    all.insert(*ns, found);
                 }
-                Ok(found)
+                Ok(all)
             }
 
-            fn performer_ids(c: &mut Conn, wanted: &BTreeMap<&str, Option<&str>>) -> QueryResult<HashMap<String, i64>> {
-                let names: Vec<&str> = wanted.keys().copied().collect();
-                let mut found = HashMap::with_capacity(names.len());
-                let mut emails: BTreeMap<i64, &str> = BTreeMap::new();
-                for chunk in names.chunks(NAME_CHUNK) {
+            fn performer_ids(
+                c: &mut Conn,
+                wanted: &BTreeMap<&str, Option<&str>>,
+                cache: &NameCache,
+            ) -> QueryResult<HashMap<String, PerformerRow>> {
+                let (mut found, missing) = cache.performers(wanted.keys().copied());
+                for chunk in missing.chunks(NAME_CHUNK) {
                     let select = |c: &mut Conn| -> QueryResult<Vec<(i64, String, Option<String>)>> {
                         performers::table
                             .filter(performers::name.eq_any(chunk))
@@ -237,16 +260,18 @@ macro_rules! writer {
                         diesel::insert_into(performers::table).values(&values).on_conflict_do_nothing().execute(c)?;
                         rows = select(c)?;
                     }
-                    for (id, name, stored) in rows {
-                        if let Some(Some(email)) = wanted.get(name.as_str()) {
-                            if stored.as_deref() != Some(*email) {
-                                emails.insert(id, email);
-                            }
-                        }
-                        found.insert(name, id);
-                    }
+                    found.extend(rows.into_iter().map(|(id, name, email)| (name, PerformerRow { id, email })));
                 }
                 // The latest e-mail wins; ids ascending, as every writer locks them.
+                let mut emails: BTreeMap<i64, &str> = BTreeMap::new();
+                for (name, row) in &mut found {
+                    if let Some(Some(email)) = wanted.get(name.as_str())
+                        && row.email.as_deref() != Some(*email)
+                    {
+                        emails.insert(row.id, email);
+                        row.email = Some((*email).to_owned());
+                    }
+                }
                 for (id, email) in emails {
                     diesel::update(performers::table.find(id)).set(performers::email.eq(email)).execute(c)?;
                 }
@@ -259,18 +284,22 @@ macro_rules! writer {
             struct RollupRow {
                 namespace_id: i64,
                 repository_id: i64,
-                performer_id: i64,
                 day: Date,
                 kind_id: i64,
                 count: i64,
             }
 
             /// Writes the batch; the caller holds the transaction. Returns the ids of the kinds.
-            pub(crate) fn write(c: &mut Conn, plan: &Plan<'_>, known_kinds: &HashMap<String, i64>) -> QueryResult<Ids> {
+            pub(crate) fn write(
+                c: &mut Conn,
+                plan: &Plan<'_>,
+                known_kinds: &HashMap<String, i64>,
+                names: &NameCache,
+            ) -> QueryResult<Ids> {
                 let mut ids = Ids::default();
-                ids.namespaces = namespace_ids(c, &plan.namespaces)?;
-                ids.repositories = repository_ids(c, &plan.repositories, &ids.namespaces)?;
-                ids.performers = performer_ids(c, &plan.performers)?;
+                ids.namespaces = namespace_ids(c, &plan.namespaces, names)?;
+                ids.repositories = repository_ids(c, &plan.repositories, &ids.namespaces, names)?;
+                ids.performers = performer_ids(c, &plan.performers, names)?;
                 ids.kinds = kind_ids(c, &plan.kinds, known_kinds)?;
 
                 let missing = || diesel::result::Error::NotFound;
@@ -280,11 +309,11 @@ macro_rules! writer {
                     rows.push(NewRow {
                         namespace_id: ns,
                         repository_id: match &e.repository {
-                            Some(r) => Some(*ids.repositories.get(&(ns, r.as_str().to_owned())).ok_or_else(missing)?),
+                            Some(r) => Some(ids.repository(ns, r.as_str()).ok_or_else(missing)?),
                             None => None,
                         },
                         performer_id: match &e.performer {
-                            Some(p) => Some(*ids.performers.get(p.as_str()).ok_or_else(missing)?),
+                            Some(p) => Some(ids.performers.get(p.as_str()).ok_or_else(missing)?.id),
                             None => None,
                         },
                         kind_id: *ids.kinds.get(e.kind.as_str()).ok_or_else(missing)?,
@@ -298,10 +327,9 @@ macro_rules! writer {
                 let counts = rollup(plan, &ids).ok_or_else(missing)?;
                 let counts: Vec<RollupRow> = counts
                     .into_iter()
-                    .map(|((namespace_id, repository_id, performer_id, day, kind_id), count)| RollupRow {
+                    .map(|((namespace_id, repository_id, day, kind_id), count)| RollupRow {
                         namespace_id,
                         repository_id,
-                        performer_id,
                         day,
                         kind_id,
                         count,
@@ -313,7 +341,6 @@ macro_rules! writer {
                         .on_conflict((
                             daily_counts::namespace_id,
                             daily_counts::repository_id,
-                            daily_counts::performer_id,
                             daily_counts::day,
                             daily_counts::kind_id,
                         ))

@@ -5,7 +5,12 @@ use time::macros::datetime;
 use usagelogs_store::testing::test_database;
 use usagelogs_store::{Backend, KindFilter, LogQuery, LogScope, LogStore, StoreError};
 
-both_backends!(failed_batch_stores_nothing, kinds_are_seeded_and_registered, existence_and_health);
+both_backends!(
+    failed_batch_stores_nothing,
+    kinds_are_seeded_and_registered,
+    existence_and_health,
+    names_and_emails_across_stores
+);
 
 fn failed_batch_stores_nothing(backend: Backend) {
     let db = test_database(backend);
@@ -107,4 +112,54 @@ fn existence_and_health(backend: Backend) {
     assert!(state.connections >= 1 && state.idle <= state.connections);
     let clone = store.clone();
     assert!(format!("{clone:?}").contains("DieselStore"));
+}
+
+/// Each store remembers the ids of names it has seen; two stores on one database (two servers)
+/// still see each other's new names, and every change of a performer's e-mail is stored.
+fn names_and_emails_across_stores(backend: Backend) {
+    let db = test_database(backend);
+    let (a, b) = (db.store(), db.store());
+    let t = datetime!(2024-03-05 13:07:09 UTC);
+    let q = |ns: &str| LogQuery {
+        scope: LogScope::Namespace(ns.into()),
+        window: everything(),
+        performer: Some("alice".into()),
+        kinds: KindFilter::default(),
+    };
+    let with_email = |seq: usize, ns: &str, email: Option<&str>| {
+        let mut e = entry(seq, ns, Some("web"), Some("alice"), "push_repo", t);
+        e.performer_email = email.map(str::to_owned);
+        e
+    };
+    let latest_email = |store: &usagelogs_store::DieselStore, ns: &str| {
+        store.list(&q(ns), None, 1).unwrap().entries[0].performer_email.clone()
+    };
+
+    // `a` learns acme, web and alice; `b` then registers beta and its repository.
+    a.insert_batch(&[with_email(0, "acme", Some("a1@example.com"))]).unwrap();
+    assert!(!a.namespace_exists("beta").unwrap());
+    b.insert_batch(&[with_email(1, "beta", None)]).unwrap();
+    assert!(a.namespace_exists("beta").unwrap());
+    assert!(a.repository_exists("beta", "web").unwrap());
+    assert_eq!(a.list(&q("beta"), None, 10).unwrap().entries.len(), 1);
+    assert_eq!(latest_email(&a, "beta").as_deref(), Some("a1@example.com"));
+
+    // a1 → a2 → (none given: kept) → a1 again, all through the store that cached alice.
+    a.insert_batch(&[with_email(2, "acme", Some("a2@example.com"))]).unwrap();
+    assert_eq!(latest_email(&b, "acme").as_deref(), Some("a2@example.com"));
+    a.insert_batch(&[with_email(3, "acme", None)]).unwrap();
+    assert_eq!(latest_email(&b, "acme").as_deref(), Some("a2@example.com"));
+    a.insert_batch(&[with_email(4, "acme", Some("a1@example.com"))]).unwrap();
+    assert_eq!(latest_email(&b, "acme").as_deref(), Some("a1@example.com"));
+
+    // `b` knows alice only from reading her id; its first e-mail for her is still written.
+    b.insert_batch(&[with_email(5, "beta", Some("b@example.com"))]).unwrap();
+    assert_eq!(latest_email(&a, "acme").as_deref(), Some("b@example.com"));
+
+    // Every entry landed under the names' real ids.
+    let all = |ns: &str| LogQuery { performer: None, ..q(ns) };
+    assert_eq!(a.list(&all("acme"), None, 10).unwrap().entries.len(), 4);
+    assert_eq!(b.list(&all("beta"), None, 10).unwrap().entries.len(), 2);
+    let counts: i64 = a.aggregate(&all("beta")).unwrap().iter().map(|c| c.count).sum();
+    assert_eq!(counts, 2);
 }
