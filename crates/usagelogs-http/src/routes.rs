@@ -345,6 +345,8 @@ pub(crate) async fn ingest(
     };
     let body = read_body(payload, state.limits.max_body_bytes).await?;
     let entries = parse_entries(&body, ndjson, state.service.config().max_batch_entries)?;
+    // The parsed entries are all that is needed from here on: free the body before writing.
+    drop(body);
     let st = state.clone();
     let accepted =
         web::block(move || st.service.ingest(&caller.0, entries, key.as_deref(), OffsetDateTime::now_utc())).await??;

@@ -22,6 +22,11 @@ use usagelogs_store::{DieselStore, LogStore, StoreOptions};
 
 type Error = Box<dyn std::error::Error>;
 
+/// jemalloc hands memory freed after a burst (large ingestion batches, export chunks) back to the
+/// system within seconds, where glibc's per-thread arenas keep the high-water mark for good.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("USAGELOGS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
