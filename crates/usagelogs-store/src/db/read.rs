@@ -142,17 +142,19 @@ fn performer_id(conn: &mut AnyConnection, names: &NameCache, name: &str) -> Quer
 macro_rules! scoped {
     ($query:expr, $r:expr) => {{
         let r: &Resolved = $r;
-        let mut q = $query;
-        q = match r.repository_id {
-            Some(id) => q.filter(log_entries::repository_id.eq(id)),
-            None => q.filter(log_entries::namespace_id.eq(r.namespace_id)),
-        };
+        // The namespace always, also under a repository (which implies it): a repository's
+        // list filtered by kind or performer may then use the namespace's (…, kind | performer,
+        // datetime, id) index with the repository as a filter, when the planner finds it narrower.
+        let mut q = $query.filter(log_entries::namespace_id.eq(r.namespace_id));
+        if let Some(id) = r.repository_id {
+            q = q.filter(log_entries::repository_id.eq(id));
+        }
         if let Some(p) = r.performer_id {
             q = q.filter(log_entries::performer_id.eq(p));
         }
         match &r.kinds {
             KindIds::All => {}
-            // One kind: a plain `=` lets the (scope, kind, datetime, id) index give the order.
+            // One kind: a plain `=` lets the (namespace, kind, datetime, id) index give the order.
             KindIds::Only(ids) if ids.len() == 1 => q = q.filter(log_entries::kind_id.eq(ids[0])),
             KindIds::Only(ids) => q = q.filter(log_entries::kind_id.eq_any(ids.clone())),
             KindIds::Except(ids) => q = q.filter(log_entries::kind_id.ne_all(ids.clone())),

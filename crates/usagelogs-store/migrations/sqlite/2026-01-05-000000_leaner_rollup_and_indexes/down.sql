@@ -1,3 +1,6 @@
+CREATE INDEX log_entries_repository_kind ON log_entries (repository_id, kind_id, datetime, id)
+    WHERE repository_id IS NOT NULL;
+
 DROP INDEX log_entries_namespace_performer;
 CREATE INDEX log_entries_namespace_performer ON log_entries (namespace_id, performer_id, datetime, id)
     WHERE performer_id IS NOT NULL;
