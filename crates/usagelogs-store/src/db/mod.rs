@@ -300,20 +300,36 @@ impl DieselStore {
         };
         let rows = read::rows(&mut conn, &r, after, limit, order).map_err(query_error)?;
         let names = self.kind_names(&mut conn, rows.iter().map(|row| row.1))?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, kind, repository, performer, performer_email, ip, metadata, datetime)| LogEntry {
-                id,
-                kind: names.get(&kind).cloned().unwrap_or_default(),
-                namespace: r.namespace.clone(),
-                repository,
-                performer,
-                performer_email,
-                ip,
-                metadata: metadata.0,
-                datetime: datetime.get(),
+        let repositories = read::repository_names(&mut conn, &self.inner.names, rows.iter().filter_map(|row| row.2))
+            .map_err(query_error)?;
+        let performers = read::performers_by_id(&mut conn, rows.iter().filter_map(|row| row.3)).map_err(query_error)?;
+        let lost = |what: &str, id: i64| StoreError::Corrupt(format!("entry of unknown {what} id {id}"));
+        rows.into_iter()
+            .map(|(id, kind, repository, performer, ip, metadata, datetime)| {
+                let repository = match repository {
+                    Some(rid) => Some(repositories.get(&rid).cloned().ok_or_else(|| lost("repository", rid))?),
+                    None => None,
+                };
+                let (performer, performer_email) = match performer {
+                    Some(pid) => {
+                        let (name, email) = performers.get(&pid).cloned().ok_or_else(|| lost("performer", pid))?;
+                        (Some(name), email)
+                    }
+                    None => (None, None),
+                };
+                Ok(LogEntry {
+                    id,
+                    kind: names.get(&kind).cloned().unwrap_or_default(),
+                    namespace: r.namespace.clone(),
+                    repository,
+                    performer,
+                    performer_email,
+                    ip,
+                    metadata: metadata.0,
+                    datetime: datetime.get(),
+                })
             })
-            .collect())
+            .collect()
     }
 }
 

@@ -30,7 +30,8 @@ pub(crate) struct PerformerRow {
 #[derive(Debug, Default)]
 struct Repositories {
     by_namespace: HashMap<i64, HashMap<String, i64>>,
-    len: usize,
+    /// Id → name, the same repositories the other way round.
+    names: HashMap<i64, String>,
 }
 
 /// See the module documentation.
@@ -126,6 +127,24 @@ impl NameCache {
         (found, missing)
     }
 
+    /// Names of several repository ids under one lock; returns the found ones and the rest.
+    pub(crate) fn repository_names(&self, ids: impl IntoIterator<Item = i64>) -> (HashMap<i64, String>, Vec<i64>) {
+        let repos = read(&self.repositories);
+        let (mut found, mut missing) = (HashMap::new(), Vec::new());
+        for id in ids {
+            if found.contains_key(&id) || missing.contains(&id) {
+                continue;
+            }
+            match repos.names.get(&id) {
+                Some(name) => {
+                    found.insert(id, name.clone());
+                }
+                None => missing.push(id),
+            }
+        }
+        (found, missing)
+    }
+
     /// Records committed namespaces.
     pub(crate) fn remember_namespaces<'n>(&self, rows: impl IntoIterator<Item = (&'n str, i64)>) {
         let mut map = write(&self.namespaces);
@@ -138,13 +157,12 @@ impl NameCache {
     pub(crate) fn remember_repositories<'n>(&self, namespace_id: i64, rows: impl IntoIterator<Item = (&'n str, i64)>) {
         let mut repos = write(&self.repositories);
         for (name, id) in rows {
-            if repos.len >= MAX_NAMES {
+            if repos.names.len() >= MAX_NAMES && !repos.names.contains_key(&id) {
                 repos.by_namespace.clear();
-                repos.len = 0;
+                repos.names.clear();
             }
-            if repos.by_namespace.entry(namespace_id).or_default().insert(name.to_owned(), id).is_none() {
-                repos.len += 1;
-            }
+            repos.by_namespace.entry(namespace_id).or_default().insert(name.to_owned(), id);
+            repos.names.insert(id, name.to_owned());
         }
     }
 
@@ -185,6 +203,8 @@ mod tests {
         assert_eq!(found.get("acme"), Some(&1));
         assert_eq!(missing, vec!["other"]);
         assert_eq!(cache.repository(1, "web"), Some(7));
+        let (names, missing) = cache.repository_names([7, 8, 7]);
+        assert_eq!((names.get(&7).map(String::as_str), missing), (Some("web"), vec![8]));
         assert_eq!(cache.repository(2, "web"), None);
         let (found, missing) = cache.repositories(1, ["web", "api"]);
         assert_eq!((found.get("web"), missing), (Some(&7), vec!["api"]));
@@ -208,8 +228,10 @@ mod tests {
         assert_eq!(read(&cache.namespaces).len(), 1);
 
         cache.remember_repositories(1, names.iter().enumerate().map(|(i, n)| (n.as_str(), i as i64)));
-        cache.remember_repositories(2, [("late", 5)]);
-        assert_eq!(cache.repository(2, "late"), Some(5));
+        cache.remember_repositories(2, [("late", -1)]);
+        assert_eq!(cache.repository(2, "late"), Some(-1));
+        assert_eq!(cache.repository_names([-1]).0.get(&-1).map(String::as_str), Some("late"));
         assert_eq!(cache.repository(1, "n0"), None);
+        assert_eq!(cache.repository_names([0]).1, vec![0]);
     }
 }

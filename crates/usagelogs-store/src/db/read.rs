@@ -7,6 +7,7 @@ use super::types::{Json, Micros};
 use crate::{Cursor, LogQuery, LogScope};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
+use std::collections::HashMap;
 use time::{Date, Duration, OffsetDateTime, Time};
 
 /// Which kinds a resolved query keeps, by id.
@@ -172,8 +173,10 @@ pub(crate) enum Order {
     Asc,
 }
 
-/// A row read back: id, kind id, repository, performer, performer e-mail, ip, metadata, time.
-pub(crate) type Row = (i64, i64, Option<String>, Option<String>, Option<String>, Option<String>, Json, Micros);
+/// A row read back: id, kind id, repository id, performer id, ip, metadata, time. Names are
+/// resolved afterwards ([`repository_names`], [`performers_by_id`]): the entries' query stays on
+/// one table, which PostgreSQL plans in a fraction of the time a join over the partitions takes.
+pub(crate) type Row = (i64, i64, Option<i64>, Option<i64>, Option<String>, Json, Micros);
 
 /// Up to `limit` rows of `r` strictly after `after` in `order`.
 pub(crate) fn rows(
@@ -184,14 +187,11 @@ pub(crate) fn rows(
     order: Order,
 ) -> QueryResult<Vec<Row>> {
     let query = log_entries::table
-        .left_join(repositories::table)
-        .left_join(performers::table)
         .select((
             log_entries::id,
             log_entries::kind_id,
-            repositories::name.nullable(),
-            performers::name.nullable(),
-            performers::email.nullable(),
+            log_entries::repository_id,
+            log_entries::performer_id,
             log_entries::ip,
             log_entries::metadata,
             log_entries::datetime,
@@ -223,6 +223,45 @@ pub(crate) fn rows(
         Order::Asc => q.order((log_entries::datetime.asc(), log_entries::id.asc())),
     };
     q.limit(i64::try_from(limit).unwrap_or(i64::MAX)).load(conn)
+}
+
+/// Names of repository ids, from `names` or else the database (and then remembered). Repository
+/// names never change, so the cache answers exactly.
+pub(crate) fn repository_names(
+    conn: &mut AnyConnection,
+    names: &NameCache,
+    ids: impl IntoIterator<Item = i64>,
+) -> QueryResult<HashMap<i64, String>> {
+    let (mut found, missing) = names.repository_names(ids);
+    for chunk in missing.chunks(500) {
+        let rows: Vec<(i64, i64, String)> = repositories::table
+            .filter(repositories::id.eq_any(chunk))
+            .select((repositories::id, repositories::namespace_id, repositories::name))
+            .load(conn)?;
+        for (id, ns, name) in rows {
+            names.remember_repositories(ns, [(name.as_str(), id)]);
+            found.insert(id, name);
+        }
+    }
+    Ok(found)
+}
+
+/// Names and e-mails of performer ids, from the database (an e-mail may have changed through
+/// another server, so it is read each time; one primary-key lookup per page).
+pub(crate) fn performers_by_id(
+    conn: &mut AnyConnection,
+    ids: impl IntoIterator<Item = i64>,
+) -> QueryResult<HashMap<i64, (String, Option<String>)>> {
+    let ids: Vec<i64> = ids.into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(i64, String, Option<String>)> = performers::table
+            .filter(performers::id.eq_any(chunk))
+            .select((performers::id, performers::name, performers::email))
+            .load(conn)?;
+        found.extend(rows.into_iter().map(|(id, name, email)| (id, (name, email))));
+    }
+    Ok(found)
 }
 
 /// Counts per kind id of the entries of `r` with `from <= datetime < to`.
