@@ -149,7 +149,9 @@ impl NameCache {
     pub(crate) fn remember_namespaces<'n>(&self, rows: impl IntoIterator<Item = (&'n str, i64)>) {
         let mut map = write(&self.namespaces);
         for (name, id) in rows {
-            bounded_insert(&mut map, name, id);
+            if map.get(name) != Some(&id) {
+                bounded_insert(&mut map, name, id);
+            }
         }
     }
 
@@ -157,6 +159,9 @@ impl NameCache {
     pub(crate) fn remember_repositories<'n>(&self, namespace_id: i64, rows: impl IntoIterator<Item = (&'n str, i64)>) {
         let mut repos = write(&self.repositories);
         for (name, id) in rows {
+            if repos.names.get(&id).is_some_and(|known| known == name) {
+                continue;
+            }
             if repos.names.len() >= MAX_NAMES && !repos.names.contains_key(&id) {
                 repos.by_namespace.clear();
                 repos.names.clear();

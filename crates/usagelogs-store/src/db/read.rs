@@ -4,6 +4,7 @@ use super::conn::{AnyConnection, MultiBackend};
 use super::names::NameCache;
 use super::schema::{daily_counts, log_entries, namespaces, performers, repositories};
 use super::types::{Json, Micros};
+use super::write::NAME_CHUNK;
 use crate::{Cursor, LogQuery, LogScope};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
@@ -233,7 +234,7 @@ pub(crate) fn repository_names(
     ids: impl IntoIterator<Item = i64>,
 ) -> QueryResult<HashMap<i64, String>> {
     let (mut found, missing) = names.repository_names(ids);
-    for chunk in missing.chunks(500) {
+    for chunk in missing.chunks(NAME_CHUNK) {
         let rows: Vec<(i64, i64, String)> = repositories::table
             .filter(repositories::id.eq_any(chunk))
             .select((repositories::id, repositories::namespace_id, repositories::name))
@@ -254,7 +255,7 @@ pub(crate) fn performers_by_id(
 ) -> QueryResult<HashMap<i64, (String, Option<String>)>> {
     let ids: Vec<i64> = ids.into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let mut found = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(NAME_CHUNK) {
         let rows: Vec<(i64, String, Option<String>)> = performers::table
             .filter(performers::id.eq_any(chunk))
             .select((performers::id, performers::name, performers::email))
