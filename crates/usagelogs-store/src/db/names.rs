@@ -58,6 +58,23 @@ fn bounded_insert<V>(map: &mut HashMap<String, V>, name: &str, value: V) {
     map.insert(name.to_owned(), value);
 }
 
+/// Splits `names` into those `lookup` knows (with their values) and the rest.
+fn split<'n, V>(
+    names: impl IntoIterator<Item = &'n str>,
+    lookup: impl Fn(&str) -> Option<V>,
+) -> (HashMap<String, V>, Vec<&'n str>) {
+    let (mut found, mut missing) = (HashMap::new(), Vec::new());
+    for n in names {
+        match lookup(n) {
+            Some(v) => {
+                found.insert(n.to_owned(), v);
+            }
+            None => missing.push(n),
+        }
+    }
+    (found, missing)
+}
+
 impl NameCache {
     pub(crate) fn namespace(&self, name: &str) -> Option<i64> {
         read(&self.namespaces).get(name).copied()
@@ -77,16 +94,7 @@ impl NameCache {
         names: impl IntoIterator<Item = &'n str>,
     ) -> (HashMap<String, i64>, Vec<&'n str>) {
         let map = read(&self.namespaces);
-        let (mut found, mut missing) = (HashMap::new(), Vec::new());
-        for n in names {
-            match map.get(n) {
-                Some(id) => {
-                    found.insert(n.to_owned(), *id);
-                }
-                None => missing.push(n),
-            }
-        }
-        (found, missing)
+        split(names, |n| map.get(n).copied())
     }
 
     /// Looks up several performers under one lock; returns the found ones and the rest.
@@ -95,16 +103,7 @@ impl NameCache {
         names: impl IntoIterator<Item = &'n str>,
     ) -> (HashMap<String, PerformerRow>, Vec<&'n str>) {
         let map = read(&self.performers);
-        let (mut found, mut missing) = (HashMap::new(), Vec::new());
-        for n in names {
-            match map.get(n) {
-                Some(row) => {
-                    found.insert(n.to_owned(), row.clone());
-                }
-                None => missing.push(n),
-            }
-        }
-        (found, missing)
+        split(names, |n| map.get(n).cloned())
     }
 
     /// Looks up one namespace's repositories under one lock; returns the found ones and the rest.
@@ -115,16 +114,7 @@ impl NameCache {
     ) -> (HashMap<String, i64>, Vec<&'n str>) {
         let repos = read(&self.repositories);
         let known = repos.by_namespace.get(&namespace_id);
-        let (mut found, mut missing) = (HashMap::new(), Vec::new());
-        for n in names {
-            match known.and_then(|m| m.get(n)) {
-                Some(id) => {
-                    found.insert(n.to_owned(), *id);
-                }
-                None => missing.push(n),
-            }
-        }
-        (found, missing)
+        split(names, |n| known.and_then(|m| m.get(n)).copied())
     }
 
     /// Names of several repository ids under one lock; returns the found ones and the rest.
